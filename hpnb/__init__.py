@@ -1,0 +1,15 @@
+"""hpnb: reproducing published hyperparameter studies of deep-network training as notebooks."""
+from .config import DataConfig, ProbeConfig, RunConfig, Spec
+from .data import DataError, load_data
+from .models import build_model, count_parameters
+from .registry import ConfigError
+from .runner import train
+from .schedules import decay_sequence
+from .store import RunStore
+from .sweep import sweep
+from .train import Run
+
+__version__ = "0.1.0"
+
+__all__ = ["RunConfig", "DataConfig", "ProbeConfig", "Spec", "ConfigError", "DataError", "Run", "RunStore",
+           "train", "sweep", "build_model", "count_parameters", "decay_sequence", "load_data"]

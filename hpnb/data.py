@@ -1,0 +1,347 @@
+"""Datasets by name, split as the studies need, held whole as tensors on the run's device.
+
+Images are kept as uint8 (N, C, H, W); shuffling, random crop with padding and horizontal flip happen batched
+on the device with a seeded generator, so the loop has no worker processes and no per-image Python.
+"""
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import DataConfig
+
+# Standard per-channel statistics; digits and tabular data are standardised from their train split.
+STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+}
+
+HOW_TO_OBTAIN = {
+    "cifar10": "download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it "
+    "there (giving cifar-10-batches-py/), or set data.download: true on a machine with network access",
+    "cifar100": "download cifar-100-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it "
+    "there (giving cifar-100-python/), or set data.download: true on a machine with network access",
+    "mnist": "put the four IDX files (train/t10k images and labels, .gz or unpacked) in MNIST/raw/ there, "
+    "or set data.download: true on a machine with network access",
+    "fashion_mnist": "put the four Fashion-MNIST IDX files in FashionMNIST/raw/ there (Debian's "
+    "dataset-fashion-mnist package ships them), or set data.download: true on a machine with network access",
+    "higgs": "download HIGGS.csv.gz from the UCI Machine Learning Repository (dataset 280) into that folder",
+}
+
+
+class DataError(RuntimeError):
+    """The data a run needs is missing or failed its checks; raised before any training."""
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """The configured root, else $HPNB_DATA, else ~/.cache/hpnb/data."""
+    return Path(cfg.root or os.environ.get("HPNB_DATA") or Path.home() / ".cache" / "hpnb" / "data").expanduser()
+
+
+@dataclass
+class TensorSet:
+    x: torch.Tensor  # uint8 images (N, C, H, W) or float32 features (N, F)
+    y: torch.Tensor  # int64 labels
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def to(self, device) -> "TensorSet":
+        return TensorSet(self.x.to(device), self.y.to(device))
+
+    def subset(self, index) -> "TensorSet":
+        index = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return TensorSet(self.x[index], self.y[index])
+
+
+@dataclass
+class DataSplits:
+    train: TensorSet
+    val: Optional[TensorSet]
+    test: Optional[TensorSet]
+    num_classes: int
+    mean: Optional[torch.Tensor]  # per-channel statistics for images; None for tabular data
+    std: Optional[torch.Tensor]
+    description: str
+
+    @property
+    def is_image(self) -> bool:
+        return self.train.x.dim() == 4
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+# --------------------------------------------------------------------------- raw sources (CPU tensors)
+def _missing(name: str, path: Path) -> DataError:
+    return DataError(f"dataset {name!r} not found at {path}: {HOW_TO_OBTAIN[name]}")
+
+
+def _idx_split(cls, root: Path, train: bool, verify: bool, download: bool):
+    """MNIST-style IDX files: accept .gz or unpacked, check torchvision's MD5s, load only the asked split."""
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    raw = root / cls.__name__ / "raw"
+    prefix = "train" if train else "t10k"
+    if download and not raw.exists():
+        try:
+            cls(str(root), train=train, download=True)
+        except Exception as err:  # no network, mirror down, …
+            raise DataError(f"dataset {cls.__name__} could not be downloaded to {raw}: {err}") from None
+    for url, md5 in cls.resources:
+        gz = raw / os.path.basename(url)
+        if not gz.name.startswith(prefix):
+            continue
+        plain = gz.with_suffix("")
+        if gz.exists():
+            if verify and not check_integrity(str(gz), md5):
+                raise DataError(f"{gz} failed torchvision's MD5 check (expected {md5}); re-download it, "
+                                f"or set data.verify: false to use it anyway")
+            if not plain.exists():
+                extract_archive(str(gz), str(raw))
+        elif not plain.exists():
+            raise _missing("mnist" if cls.__name__ == "MNIST" else "fashion_mnist", raw)
+
+    class OneSplit(cls):  # torchvision checks for both splits; the study may need only one
+        def _check_exists(self):
+            return True
+
+    ds = OneSplit(str(root), train=train)
+    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+
+
+def _cifar_split(cls, name: str, root: Path, train: bool, verify: bool, download: bool):
+    folder = root / cls.base_folder
+    if download and not folder.exists():
+        try:
+            cls(str(root), train=train, download=True)
+        except Exception as err:
+            raise DataError(f"dataset {name!r} could not be downloaded to {root}: {err}") from None
+    if not folder.exists():
+        raise _missing(name, folder)
+    if not verify:
+        class Unverified(cls):
+            def _check_integrity(self):
+                return True
+        cls = Unverified
+    try:
+        ds = cls(str(root), train=train)
+    except RuntimeError:
+        raise DataError(f"{folder} failed torchvision's MD5 check; re-download it, or set data.verify: false "
+                        f"to use it anyway") from None
+    x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
+    return x, torch.as_tensor(ds.targets, dtype=torch.long)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_official(name: str, root: str, verify: bool, download: bool):
+    """The official (train, test) splits as CPU tensors; cached per process so sweeps load once."""
+    from torchvision import datasets
+
+    root = Path(root)
+    if name in ("mnist", "fashion_mnist"):
+        cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+        return tuple(_idx_split(cls, root, train, verify, download) for train in (True, False))
+    if name in ("cifar10", "cifar100"):
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        return tuple(_cifar_split(cls, name, root, train, verify, download) for train in (True, False))
+    raise ValueError(name)
+
+
+def read_higgs(path: Path, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``rows`` rows of HIGGS.csv.gz: label first, then 28 features."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise _missing("higgs", path.parent)
+    try:
+        frame = pd.read_csv(path, header=None, nrows=rows, compression="gzip", dtype=np.float32)
+    except (OSError, EOFError, gzip.BadGzipFile, ValueError) as err:
+        raise DataError(f"{path} could not be read as a gzip CSV: {err}") from None
+    if frame.shape[1] != 29:
+        raise DataError(f"{path}: expected 29 columns (label + 28 features), found {frame.shape[1]}")
+    values = frame.to_numpy()
+    return torch.from_numpy(values[:, 1:].copy()), torch.from_numpy(values[:, 0].astype(np.int64))
+
+
+def digits_images(image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 real 8×8 digits, resized (bilinear) and replicated to uint8 (N, C, S, S)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+    if image_size != 8:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, channels, -1, -1).contiguous()
+    return x, torch.from_numpy(bunch.target.astype(np.int64))
+
+
+def synthetic_tabular(n: int, n_features: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded HIGGS-like binary problem: low-level Gaussian features plus derived nonlinear ones."""
+    gen = np.random.default_rng(seed)
+    n_derived = max(1, n_features // 4)
+    n_low = n_features - n_derived
+    low = gen.standard_normal((n, n_low)).astype(np.float32)
+    pairs = gen.integers(0, n_low, size=(n_derived, 2))
+    derived = np.abs(low[:, pairs[:, 0]] * low[:, pairs[:, 1]])  # like invariant masses: positive, nonlinear
+    w_low = gen.standard_normal(n_low) / np.sqrt(n_low)
+    w_der = gen.standard_normal(n_derived)
+    logit = low @ w_low + (derived - derived.mean(0)) @ w_der + 0.5 * gen.standard_normal(n)
+    x = np.concatenate([low, derived], axis=1).astype(np.float32)
+    return torch.from_numpy(x), torch.from_numpy((logit > 0).astype(np.int64))
+
+
+# --------------------------------------------------------------------------- splitting
+def stratified_take(labels: torch.Tensor, size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, taken) with ``size`` (a fraction or a count) taken, stratified by label."""
+    from sklearn.model_selection import train_test_split
+
+    size = int(size) if size >= 1 else float(size)
+    if isinstance(size, int) and size >= len(labels):
+        return np.arange(0), np.arange(len(labels))
+    index = np.arange(len(labels))
+    kept, taken = train_test_split(index, test_size=size, stratify=labels.numpy(), random_state=seed)
+    return np.sort(kept), np.sort(taken)
+
+
+def _official_splits(cfg: DataConfig) -> tuple[TensorSet, TensorSet, str]:
+    if cfg.name in ("cifar10", "cifar100", "mnist", "fashion_mnist"):
+        root = data_root(cfg)
+        (xtr, ytr), (xte, yte) = _load_official(cfg.name, str(root), cfg.verify, cfg.download)
+        return TensorSet(xtr, ytr), TensorSet(xte, yte), f"{cfg.name} from {root}"
+    if cfg.name == "digits":
+        size = cfg.image_size or 8
+        x, y = digits_images(size, cfg.channels or 1)
+        train_idx, test_idx = stratified_take(y, 0.2, seed=0)  # a fixed "official" test split
+        full = TensorSet(x, y)
+        desc = (f"scikit-learn's bundled handwritten digits (1,797 real 8×8 images) resized to "
+                f"{cfg.channels or 1}×{size}×{size}")
+        return full.subset(train_idx), full.subset(test_idx), desc
+    if cfg.name == "synthetic":
+        n_train, n_test = cfg.train_size or 20_000, cfg.test_size or 5_000
+        x, y = synthetic_tabular(n_train + n_test, cfg.n_features, seed=cfg.split_seed)
+        full = TensorSet(x, y)
+        desc = f"a seeded synthetic {cfg.n_features}-feature binary problem (HIGGS stand-in)"
+        return full.subset(range(n_train)), full.subset(range(n_train, n_train + n_test)), desc
+    if cfg.name == "higgs":
+        n_train, n_test = cfg.train_size or 100_000, cfg.test_size or 20_000
+        path = data_root(cfg) / "HIGGS.csv.gz"
+        x, y = read_higgs(path, n_train + n_test)
+        if len(y) < n_train + n_test:
+            raise DataError(f"{path} holds {len(y)} rows; the config asks for {n_train} + {n_test}")
+        full = TensorSet(x, y)
+        return full.subset(range(n_train)), full.subset(range(n_train, n_train + n_test)), f"UCI HIGGS from {path}"
+    raise ValueError(cfg.name)
+
+
+def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataSplits:
+    """Load, filter, subsample and split a dataset as ``cfg`` says; the tensors end up on ``device``."""
+    train, test, source = _official_splits(cfg)
+    if cfg.num_classes is not None:
+        available = int(train.y.max()) + 1
+        if cfg.num_classes > available:
+            raise DataError(f"data.num_classes: {cfg.num_classes} asked, {cfg.name!r} has {available} classes")
+        train = train.subset(np.flatnonzero(train.y.numpy() < cfg.num_classes))
+        test = test.subset(np.flatnonzero(test.y.numpy() < cfg.num_classes))
+    if cfg.train_size is not None and cfg.name not in ("synthetic", "higgs"):
+        train = train.subset(stratified_take(train.y, cfg.train_size, cfg.split_seed)[1])
+    if cfg.test_size is not None and cfg.name not in ("synthetic", "higgs"):
+        test = test.subset(stratified_take(test.y, cfg.test_size, cfg.split_seed)[1])
+    val = None
+    if cfg.validation == "holdout":
+        kept, taken = stratified_take(train.y, cfg.val_size, cfg.split_seed)
+        train, val = train.subset(kept), train.subset(taken)
+    elif cfg.validation == "test":
+        val = test
+    num_classes = int(max(train.y.max(), test.y.max())) + 1
+
+    mean = std = None
+    if train.x.dim() == 4:
+        if cfg.mean is not None:
+            mean, std = torch.tensor(cfg.mean), torch.tensor(cfg.std)
+        elif cfg.name in STATS:
+            mean, std = (torch.tensor(s) for s in STATS[cfg.name])
+        else:
+            pixels = train.x.float().div(255).transpose(0, 1).flatten(1)
+            mean, std = pixels.mean(1), pixels.std(1)
+        if len(mean) != train.x.shape[1]:
+            raise DataError(f"data.mean/std have {len(mean)} channels; the images have {train.x.shape[1]}")
+    else:  # tabular: standardise every split with the train split's statistics
+        mu, sigma = train.x.mean(0), train.x.std(0).clamp_min(1e-8)
+        standardise = lambda s: None if s is None else TensorSet((s.x - mu) / sigma, s.y)  # noqa: E731
+        train, val, test = standardise(train), standardise(val) if val is not test else None, standardise(test)
+        if cfg.validation == "test":
+            val = test
+
+    sizes = f"{len(train):,} train / {len(val) if val is not None else 0:,} validation / {len(test):,} test"
+    moved = {id(s): s.to(device) for s in (train, val, test) if s is not None}
+    return DataSplits(
+        train=moved[id(train)], val=moved.get(id(val)) if val is not None else None, test=moved[id(test)],
+        num_classes=num_classes,
+        mean=None if mean is None else mean.to(device), std=None if std is None else std.to(device),
+        description=f"{source}; {num_classes} classes; {sizes}",
+    )
+
+
+# --------------------------------------------------------------------------- batches on the device
+def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Pad with zeros and cut a random window of the original size from each image, in one gather."""
+    if padding == 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    return padded[torch.arange(n, device=x.device)[:, None, None, None],
+                  torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+class Batches:
+    """Iterate over a TensorSet in (optionally shuffled and augmented) normalised batches."""
+
+    def __init__(self, data: TensorSet, batch_size: int, mean=None, std=None, shuffle: bool = False,
+                 crop_padding: int = 0, flip: bool = False, drop_last: bool = False,
+                 generator: Optional[torch.Generator] = None, channels_last: bool = False):
+        self.data, self.batch_size, self.shuffle, self.drop_last = data, batch_size, shuffle, drop_last
+        self.crop_padding, self.flip, self.generator, self.channels_last = crop_padding, flip, generator, channels_last
+        self.mean = None if mean is None else mean.view(1, -1, 1, 1).float()
+        self.std = None if std is None else std.view(1, -1, 1, 1).float()
+
+    def __len__(self) -> int:
+        n = len(self.data)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, device = len(self.data), self.data.y.device
+        order = (torch.randperm(n, device=device, generator=self.generator) if self.shuffle
+                 else torch.arange(n, device=device))
+        for b in range(len(self)):
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x, y = self.data.x[index], self.data.y[index]
+            if x.dim() == 4:
+                if self.crop_padding:
+                    x = random_crop(x, self.crop_padding, self.generator)
+                if self.flip:
+                    x = random_flip(x, self.generator)
+                x = (x.float().div_(255) - self.mean) / self.std
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y

@@ -1,0 +1,92 @@
+"""``sweep``: a grid of configs × seeds, each run trained or reused, gathered into one tidy DataFrame."""
+from __future__ import annotations
+
+import itertools
+import os
+import traceback
+from typing import Iterable, Mapping, Sequence, Union
+
+import pandas as pd
+
+from .config import RunConfig
+from .registry import ConfigError
+from .runner import DEFAULT, ConfigLike, RunBusy, StoreLike, as_config, train
+
+Grid = Union[Mapping[str, Sequence], Sequence[Mapping], None]
+
+
+def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> list[tuple[dict, RunConfig]]:
+    """All (labels, config) points: a dict grid is a Cartesian product over dotted keys; a list of dicts
+    gives one point per dict (an optional ``label`` entry names it). Every point is validated here."""
+    if grid is None:
+        points = [{}]
+    elif isinstance(grid, Mapping):
+        keys = list(grid)
+        points = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+    else:
+        points = [dict(p) for p in grid]
+    out = []
+    for point in points:
+        for seed in seeds:
+            labels = {**point, "seed": seed}
+            changes = {k: v for k, v in labels.items() if k != "label"}
+            try:
+                cfg = base.replace(**changes)
+            except ConfigError as err:
+                raise ConfigError(f"sweep point {point}: {err}") from None
+            out.append((labels, cfg))
+    return out
+
+
+def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), store: StoreLike = DEFAULT,
+          progress: bool = True) -> pd.DataFrame:
+    """Run every grid point for every seed; one row per run and epoch, with the grid's columns.
+
+    A run that raises is recorded (status ``failed``, its error message) and the sweep goes on. Runs another
+    process is training are left for last and then waited for, so parallel sweeps share the work.
+    """
+    points = expand(as_config(base), grid, list(seeds))
+    bar = None
+    if progress and os.environ.get("HPNB_PROGRESS", "1") != "0":
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(points), desc="sweep", unit="run", dynamic_ncols=True)
+    frames, deferred = {}, []
+    counts = {"trained": 0, "cached": 0, "failed": 0}
+
+    def attempt(i: int, wait: bool) -> None:
+        labels, cfg = points[i]
+        try:
+            run = train(cfg, store=store, progress=progress, wait=wait)
+        except RunBusy:
+            deferred.append(i)
+            return
+        except Exception as err:  # recorded, not raised: one bad run must not lose the sweep
+            counts["failed"] += 1
+            frames[i] = pd.DataFrame([{**labels, "hash": cfg.hash, "status": "failed",
+                                       "error": f"{type(err).__name__}: {err}",
+                                       "traceback": traceback.format_exc(limit=3)}])
+        else:
+            counts["cached" if run.cached else "trained"] += 1
+            frame = run.history.copy()
+            for key, value in labels.items():
+                frame[key] = [value] * len(frame)  # a list: values may themselves be lists
+            frame["hash"], frame["status"], frame["error"] = cfg.hash, run.status, None
+            frames[i] = frame
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(counts)
+
+    for i in range(len(points)):
+        attempt(i, wait=False)
+    for i in list(deferred):
+        deferred.remove(i)
+        attempt(i, wait=True)
+    if bar is not None:
+        bar.close()
+    label_cols = list(points[0][0]) if points else []
+    result = pd.concat([frames[i] for i in sorted(frames)], ignore_index=True) if frames else pd.DataFrame()
+    front = [c for c in label_cols + ["hash", "status", "error"] if c in result]
+    result = result[front + [c for c in result.columns if c not in front]]
+    result.attrs.update(counts)
+    return result
