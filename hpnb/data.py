@@ -114,6 +114,8 @@ def _idx_split(cls, root: Path, train: bool, verify: bool, download: bool):
             raise _missing("mnist" if cls.__name__ == "MNIST" else "fashion_mnist", raw)
 
     class OneSplit(cls):  # torchvision checks for both splits; the study may need only one
+        raw_folder = str(raw)
+
         def _check_exists(self):
             return True
 
@@ -132,6 +134,8 @@ def _cifar_split(cls, name: str, root: Path, train: bool, verify: bool, download
         raise _missing(name, folder)
     if not verify:
         class Unverified(cls):
+            meta = {**cls.meta, "md5": None}  # None: torchvision checks the file exists, not its MD5
+
             def _check_integrity(self):
                 return True
         cls = Unverified

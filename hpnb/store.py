@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import time
 from dataclasses import asdict
@@ -27,6 +28,7 @@ from .config import RunConfig
 from .train import EpochState, Run
 
 MANIFEST = "manifest.json"
+CHECKPOINT_MAGIC = b"HPNBCKPT"  # checkpoint file = magic + SHA-256 of the payload + payload
 
 
 def default_store_root() -> Path:
@@ -90,8 +92,8 @@ class RunStore:
             raise CorruptRun(f"{folder / name} is missing or does not match its checksum")
         return data
 
-    def load(self, cfg: RunConfig) -> Optional[Run]:
-        """The finished run for ``cfg``, or None. A damaged finished run is quarantined and None returned."""
+    def load(self, cfg: RunConfig, quarantine: bool = True) -> Optional[Run]:
+        """The finished run for ``cfg``, or None. A damaged one is quarantined (call with the run's lock held)."""
         folder = self.folder(cfg)
         if not folder.exists():
             return None
@@ -108,20 +110,27 @@ class RunStore:
                        grad_norms=read("grad_norms.csv"), activations=read("activations.csv"),
                        path=folder, cached=True)
         except (CorruptRun, json.JSONDecodeError, UnicodeDecodeError, pd.errors.ParserError, ValueError) as err:
-            self.quarantine(folder, str(err))
+            if quarantine:
+                self.quarantine(folder, str(err))
             return None
 
-    def load_checkpoint(self, cfg: RunConfig) -> Optional[EpochState]:
-        """The latest verified checkpoint of an unfinished run, or None (damaged ones are quarantined)."""
-        folder = self.folder(cfg)
-        if not (folder / "checkpoint.pt").exists():
+    def load_checkpoint(self, cfg: RunConfig, quarantine: bool = True) -> Optional[EpochState]:
+        """The latest verified checkpoint of an unfinished run, or None (damaged: quarantined, lock held)."""
+        path = self.folder(cfg) / "checkpoint.pt"
+        if not path.exists():
             return None
         try:
-            data = self._verified(folder, "checkpoint.pt", self._manifest(folder))
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+            # The checkpoint carries its own checksum: it is replaced atomically every epoch, and a kill
+            # between it and the manifest must not make a good checkpoint look damaged.
+            blob = path.read_bytes()
+            head, digest, payload = blob[:8], blob[8:40], blob[40:]
+            if head != CHECKPOINT_MAGIC or hashlib.sha256(payload).digest() != digest:
+                raise CorruptRun(f"{path} is truncated or does not match its checksum")
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
             return EpochState(**state)
-        except (CorruptRun, RuntimeError, EOFError, TypeError) as err:
-            self.quarantine(folder, str(err))
+        except (CorruptRun, RuntimeError, EOFError, TypeError, pickle.UnpicklingError) as err:
+            if quarantine:
+                self.quarantine(path.parent, str(err))
             return None
 
     def quarantine(self, folder: Path, reason: str) -> Path:
@@ -145,8 +154,12 @@ class RunStore:
     def save_epoch(self, cfg: RunConfig, state: EpochState) -> None:
         buffer = io.BytesIO()
         torch.save(asdict(state), buffer)
-        config = json.dumps(cfg.to_dict(), indent=1, sort_keys=True).encode()
-        self._write(self.folder(cfg), {"config.json": config, "checkpoint.pt": buffer.getvalue()})
+        payload = buffer.getvalue()
+        folder = self.folder(cfg)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(folder / "checkpoint.pt", CHECKPOINT_MAGIC + hashlib.sha256(payload).digest() + payload)
+        if not (folder / "config.json").exists():
+            self._write(folder, {"config.json": json.dumps(cfg.to_dict(), indent=1, sort_keys=True).encode()})
 
     def save_run(self, run: Run) -> Run:
         files = {"config.json": json.dumps(run.config.to_dict(), indent=1, sort_keys=True).encode(),
@@ -156,7 +169,7 @@ class RunStore:
                 files[name] = frame.to_csv(index=False).encode()
         files["summary.json"] = json.dumps(run.summary, indent=1, sort_keys=True).encode()
         folder = self.folder(run.config)
-        self._write(folder, files, keep=("checkpoint.pt",))
+        self._write(folder, files)
         run.path = folder
         return run
 
@@ -174,7 +187,7 @@ class RunStore:
                 continue
             epochs_done = summary.get("epochs_run")
             if not summary:
-                state = "in progress" if "checkpoint.pt" in manifest else "empty"
+                state = "in progress" if (folder / "checkpoint.pt").exists() else "empty"
             else:
                 state = summary["status"]
             rows.append({"hash": folder.name, "status": state, "dataset": config["data"]["name"],

@@ -1,0 +1,36 @@
+import os
+import subprocess
+import sys
+
+import yaml
+
+from conftest import REPO, tiny_dict
+
+
+def hpnb(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "hpnb.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "HPNB_PROGRESS": "0", "PYTHONPATH": str(REPO)})
+
+
+def test_train_then_runs_lists_it(tmp_path):
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(tiny_dict(epochs=2)))
+    out = hpnb("train", "run.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "finished" in out.stdout and "val_acc" in out.stdout
+    assert "(cached)" in hpnb("train", "run.yaml", cwd=tmp_path).stdout
+    listing = hpnb("runs", cwd=tmp_path).stdout  # the default store: ./outputs/runs
+    assert "finished" in listing and "mnist_cnn" in listing and "2/2" in listing
+
+
+def test_bad_config_exits_2_naming_file_and_key(tmp_path):
+    (tmp_path / "bad.yaml").write_text("epochs: 2\nmodel: {name: vgg19, widht: 0.5}\n")
+    out = hpnb("train", "bad.yaml", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "bad.yaml: model: unknown option 'widht'; allowed options: batch_norm, width" in out.stderr
+    assert not (tmp_path / "outputs").exists()  # nothing started
+
+
+def test_missing_data_exits_2_before_training(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"name": "cifar10", "root": str(tmp_path)}}))
+    out = hpnb("train", "c.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and "'cifar10' not found at" in out.stderr

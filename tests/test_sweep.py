@@ -1,0 +1,34 @@
+import pytest
+
+from hpnb import ConfigError, RunConfig, sweep
+from hpnb.sweep import expand
+
+from conftest import tiny_dict
+
+
+def test_grid_expands_to_a_product_times_seeds():
+    points = expand(RunConfig.from_dict(tiny_dict()), {"optimizer.lr": [0.01, 0.1], "init.name": ["default",
+                    "kaiming_normal"]}, seeds=[0, 1, 2])
+    assert len(points) == 12 and len({cfg.hash for _, cfg in points}) == 12
+    assert points[0][0] == {"optimizer.lr": 0.01, "init.name": "default", "seed": 0}
+
+
+def test_bad_grid_point_fails_before_any_run(store):
+    with pytest.raises(ConfigError, match="sweep point .*optimizer.lr: got -1"):
+        sweep(tiny_dict(), {"optimizer.lr": [0.1, -1]}, store=store)
+    assert not store.root.exists() or not any(store.root.iterdir())
+
+
+def test_sweep_returns_tidy_rows_and_records_failures(store):
+    grid = [{"label": "ok", "optimizer.lr": 0.05},
+            {"label": "bad probe", "probes.grad_norm": "no.such.weight"}]
+    df = sweep(tiny_dict(epochs=2), grid, seeds=[0, 1], store=store)
+    ok = df[df.label == "ok"]
+    assert len(ok) == 4 and set(ok.status) == {"finished"} and set(ok.seed) == {0, 1}
+    assert list(df.columns[:3]) == ["label", "optimizer.lr", "seed"] or "hash" in df.columns
+    bad = df[df.label == "bad probe"]
+    assert len(bad) == 2 and set(bad.status) == {"failed"}
+    assert bad.error.str.contains("no parameter 'no.such.weight'").all()
+    assert df.attrs == {"trained": 2, "cached": 0, "failed": 2}
+    again = sweep(tiny_dict(epochs=2), grid[:1], seeds=[0, 1], store=store)
+    assert again.attrs["cached"] == 2
