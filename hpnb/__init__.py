@@ -6,10 +6,12 @@ from .registry import ConfigError
 from .runner import train
 from .schedules import decay_sequence
 from .store import RunStore
-from .sweep import sweep
-from .train import Run
+from .sweep import probe_table, sweep
+from .results import ChapterResults
+from .train import Run, describe_data
 
 __version__ = "0.1.0"
 
 __all__ = ["RunConfig", "DataConfig", "ProbeConfig", "Spec", "ConfigError", "DataError", "Run", "RunStore",
-           "train", "sweep", "build_model", "count_parameters", "decay_sequence", "load_data"]
+           "train", "sweep", "probe_table", "build_model", "count_parameters", "decay_sequence", "load_data",
+           "ChapterResults", "describe_data"]

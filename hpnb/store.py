@@ -32,8 +32,9 @@ CHECKPOINT_MAGIC = b"HPNBCKPT"  # checkpoint file = magic + SHA-256 of the paylo
 
 
 def default_store_root() -> Path:
-    """$HPNB_STORE, else ``outputs/runs`` under the current directory."""
-    return Path(os.environ.get("HPNB_STORE", "outputs/runs"))
+    from .paths import store_dir
+
+    return store_dir()
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -113,6 +114,14 @@ class RunStore:
             if quarantine:
                 self.quarantine(folder, str(err))
             return None
+
+    def load_hash(self, run_hash: str) -> Optional[Run]:
+        """The finished run stored under ``run_hash`` (its config is read from the folder)."""
+        try:
+            cfg = RunConfig.from_dict(json.loads((self.root / run_hash / "config.json").read_text()))
+        except (OSError, json.JSONDecodeError):
+            return None
+        return self.load(cfg, quarantine=False)
 
     def load_checkpoint(self, cfg: RunConfig, quarantine: bool = True) -> Optional[EpochState]:
         """The latest verified checkpoint of an unfinished run, or None (damaged: quarantined, lock held)."""

@@ -90,3 +90,23 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
     result = result[front + [c for c in result.columns if c not in front]]
     result.attrs.update(counts)
     return result
+
+
+def probe_table(df: pd.DataFrame, probe: str, store: StoreLike = DEFAULT) -> pd.DataFrame:
+    """A probe's records (``"activations"`` or ``"grad_norms"``) for every finished run of a sweep, with the
+    sweep's label columns attached."""
+    from .runner import as_store
+
+    run_store = as_store(store)
+    labels = [c for c in df.columns if c not in ("hash", "status", "error", "traceback")
+              and c in df.columns[: df.columns.get_loc("hash")]]
+    frames = []
+    for _, row in df[df.status != "failed"].drop_duplicates("hash").iterrows():
+        run = run_store.load_hash(row["hash"])
+        table = getattr(run, probe) if run is not None else None
+        if table is not None:
+            table = table.copy()
+            for col in labels:
+                table[col] = [row[col]] * len(table)
+            frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -253,7 +253,7 @@ def summarise(cfg: RunConfig, history: pd.DataFrame, status: str, diverged_at, s
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
 
 
-def describe_data(cfg: RunConfig) -> str:
+def describe_data(cfg: RunConfig) -> str:  # noqa: D401
     """One line saying what data ``cfg`` runs on (for a chapter's first screen)."""
     return load_data(cfg.data, "cpu").description
 
