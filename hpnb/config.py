@@ -78,6 +78,7 @@ class ProbeConfig:
     activation_variance: bool = False  # per-layer output variance on a fixed batch, at init and each epoch
     activation_samples: int = 256
     roc_auc: bool = False  # binary tasks: ROC-AUC on validation/test each epoch
+    cka: bool = False  # linear CKA between test inputs and the last hidden layer, at init and each epoch
 
     def check(self, where: str) -> None:
         if self.activation_samples < 1:

@@ -179,6 +179,7 @@ def read_higgs(path: Path, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(values[:, 1:].copy()), torch.from_numpy(values[:, 0].astype(np.int64))
 
 
+@functools.lru_cache(maxsize=8)
 def digits_images(image_size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's 1,797 real 8×8 digits, resized (bilinear) and replicated to uint8 (N, C, S, S)."""
     from sklearn.datasets import load_digits

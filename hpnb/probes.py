@@ -50,3 +50,26 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     if len(np.unique(y)) < 2:
         return float("nan")
     return float(roc_auc_score(y, scores.float().cpu().numpy()))
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA (Kornblith et al. 2019) between two representations of the same N examples:
+    ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) after centring each feature."""
+    x = x.double().flatten(1)
+    y = y.double().flatten(1)
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    cross = torch.linalg.matrix_norm(y.T @ x) ** 2
+    norm = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
+    return float(cross / norm) if norm > 0 else float("nan")
+
+
+@torch.no_grad()
+def input_output_cka(model: nn.Module, x: torch.Tensor) -> float:
+    """CKA between the inputs and the model's last hidden representation (``model.features``)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return linear_cka(x, model.features(x))
+    finally:
+        model.train(was_training)

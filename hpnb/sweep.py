@@ -17,7 +17,8 @@ Grid = Union[Mapping[str, Sequence], Sequence[Mapping], None]
 
 def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> list[tuple[dict, RunConfig]]:
     """All (labels, config) points: a dict grid is a Cartesian product over dotted keys; a list of dicts
-    gives one point per dict (an optional ``label`` entry names it). Every point is validated here."""
+    gives one point per dict. Keys starting with ``label`` (``label``, ``label_depth`` …) only name the point;
+    the others are config keys. Every point is validated here."""
     if grid is None:
         points = [{}]
     elif isinstance(grid, Mapping):
@@ -29,7 +30,7 @@ def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> l
     for point in points:
         for seed in seeds:
             labels = {**point, "seed": seed}
-            changes = {k: v for k, v in labels.items() if k != "label"}
+            changes = {k: v for k, v in labels.items() if not k.startswith("label")}
             try:
                 cfg = base.replace(**changes)
             except ConfigError as err:

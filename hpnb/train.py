@@ -19,7 +19,7 @@ from .data import Batches, DataSplits, TensorSet, load_data
 from .init import initialise
 from .models import build_model, count_parameters
 from .optim import build_optimizer
-from .probes import activation_variance, roc_auc
+from .probes import activation_variance, input_output_cka, roc_auc
 from .schedules import PER_BATCH, build_schedule, build_strategy, set_lr
 
 
@@ -150,7 +150,15 @@ def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
         probe_source = data.val if data.val is not None else data.train
         probe_x, _ = next(iter(Batches(probe_source, cfg.probes.activation_samples, data.mean, data.std)))
 
+    cka_x = None
+    if cfg.probes.cka:
+        if not hasattr(model, "features"):
+            raise ValueError(f"probes.cka: model {cfg.model.name!r} exposes no 'features' (last hidden layer)")
+        cka_source = data.test if data.test is not None else data.train
+        cka_x, _ = next(iter(Batches(cka_source, 2048, data.mean, data.std)))
+
     history, grad_norms, activations, seconds, start = [], [], [], 0.0, 1
+    cka_init = input_output_cka(model, cka_x) if cka_x is not None else None
     if resume is not None:
         model.load_state_dict(resume.model)
         optimizer.load_state_dict(resume.optimizer)
@@ -207,6 +215,9 @@ def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
             for name, batches in eval_batches.items():
                 if name == "test" and not (cfg.test_every_epoch or epoch == cfg.epochs):
                     continue
+                if name == "test" and data.test is data.val:  # validating on the test split: measured once
+                    row.update({k.replace("val_", "test_", 1): v for k, v in list(row.items()) if k.startswith("val_")})
+                    continue
                 for key, value in evaluate(model, batches, cfg, device, binary).items():
                     row[f"{name}_{key}"] = value
             if not per_batch:
@@ -217,6 +228,8 @@ def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
                     set_lr(optimizer, new_lr)
             if probe_x is not None:
                 activations += [{"epoch": epoch, **r} for r in activation_variance(model, probe_x)]
+            if cka_x is not None:
+                row["cka"] = input_output_cka(model, cka_x)
         seconds += time.perf_counter() - t0
         row.update(seconds=train_seconds, samples_per_sec=n_seen / train_seconds)
         history.append(row)
@@ -236,6 +249,8 @@ def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
         bar.close()
     frame = pd.DataFrame(history)
     summary = summarise(cfg, frame, status, diverged_at, seconds, count_parameters(model), device, data)
+    if cka_init is not None:
+        summary["cka_init"] = cka_init
     return Run(cfg, frame, summary,
                grad_norms=pd.DataFrame(grad_norms) if grad_norms else None,
                activations=pd.DataFrame(activations) if activations else None)

@@ -9,7 +9,7 @@ from ..registry import Registry
 MODEL_CONTEXT = ("num_classes", "in_channels", "image_size", "in_features")
 MODELS = Registry("model", context=MODEL_CONTEXT)
 
-from . import mlp, mobilenet, resnet, simple_cnns, vgg  # noqa: E402,F401  (registration side effects)
+from . import ldlt, mlp, mobilenet, resnet, simple_cnns, vgg  # noqa: E402,F401  (registration side effects)
 
 
 def build_model(name: str, **options) -> nn.Module:
