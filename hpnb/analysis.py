@@ -20,7 +20,17 @@ def per_setting(df: pd.DataFrame, by: str, metric: str) -> dict:
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    """Runs that raised, with their error message (shown by chapters so nothing fails silently)."""
+    """Runs that raised, with their error message."""
     if "status" not in df:
         return df.iloc[0:0]
     return df.loc[df.status == "failed"].drop_duplicates("hash")
+
+
+def show_failures(*frames: pd.DataFrame) -> None:
+    """Display the failed runs of sweeps, if any, so a chapter never hides one."""
+    from IPython.display import Markdown, display
+
+    failed = pd.concat([failures(f) for f in frames]) if frames else pd.DataFrame()
+    if len(failed):
+        display(Markdown(f"**{len(failed)} run(s) failed** and are left out of the figures below:"))
+        display(failed[[c for c in ("label", "seed", "hash", "error") if c in failed]])

@@ -75,7 +75,7 @@ class ProbeConfig:
     """Measurements taken during training beyond loss and accuracy."""
 
     grad_norm: Optional[str] = None  # parameter name, e.g. "layers.8.conv1.weight": 2-norm every step
-    activation_variance: bool = False  # per-layer output variance on a fixed batch, at init and each epoch
+    activation_variance: bool = False  # per-layer output variance on a fixed batch, at init and at the end
     activation_samples: int = 256
     roc_auc: bool = False  # binary tasks: ROC-AUC on validation/test each epoch
     cka: bool = False  # linear CKA between test inputs and the last hidden layer, at init and each epoch

@@ -11,6 +11,7 @@ import seaborn as sns
 from .analysis import final_rows
 
 sns.set_theme(style="whitegrid", context="notebook")
+pd.set_option("display.max_colwidth", None)  # tables of assumptions and claims hold whole sentences
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 

@@ -116,8 +116,7 @@ h1{font-size:1.9rem;border-bottom:2px solid #e4e7eb;padding-bottom:.3rem}h2{marg
 a{color:#1a5fb4}.anchor-link{display:none}
 nav.top{font-size:.9rem;margin-bottom:1rem;color:#5c6670}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.88rem}
-th,td{border:1px solid #d5dae0;padding:.28rem .6rem;text-align:right}th{background:#f3f5f7}
-td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #d5dae0;padding:.28rem .6rem;text-align:left;vertical-align:top}th{background:#f3f5f7}
 img{max-width:100%;height:auto}
 pre{background:#f6f8fa;padding:.6rem .8rem;overflow-x:auto;font-size:.82rem;border-radius:4px}
 details.code{margin:.4rem 0;font-size:.85rem}details.code summary{cursor:pointer;color:#5c6670}
@@ -131,26 +130,29 @@ details.code{margin:.4rem 0;font-size:.85rem}details.code summary{cursor:pointer
 def page(title: str, body: str, nav: str = "") -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>\n{nav}\n{body}\n</body></html>\n")
+            f"<title>{html.escape(title)}</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head>\n"
+            f"<body>\n{nav}\n{body}\n</body></html>\n")
 
 
 def _fold_code(nb) -> None:
-    """Replace each code cell's source by a folded <details> block and drop stderr (progress bars)."""
+    """Put each code cell's source, folded in a <details> block, before its outputs; drop stderr (progress).
+
+    The fold travels as an HTML output rather than a raw cell, because nbconvert sanitises raw HTML cells.
+    """
     import nbformat
 
-    cells = []
     for cell in nb.cells:
-        if cell.cell_type == "code":
-            tags = cell.get("metadata", {}).get("tags", [])
-            label = "parameters" if "parameters" in tags or "injected-parameters" in tags else "code"
-            if cell.source.strip():
-                folded = (f'<details class="code"><summary>{label}</summary><pre>{html.escape(cell.source)}'
-                          f'</pre></details>')
-                cells.append(nbformat.v4.new_raw_cell(folded, metadata={"raw_mimetype": "text/html"}))
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
-        cells.append(cell)
-    nb.cells = cells
+        if cell.cell_type != "code":
+            continue
+        tags = cell.get("metadata", {}).get("tags", [])
+        label = ("parameters (this profile)" if "injected-parameters" in tags
+                 else "parameters (defaults)" if "parameters" in tags else "code")
+        outputs = [o for o in cell.get("outputs", [])
+                   if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+        if cell.source.strip():
+            folded = f'<details class="code"><summary>{label}</summary><pre>{html.escape(cell.source)}</pre></details>'
+            outputs.insert(0, nbformat.v4.new_output("display_data", data={"text/html": folded}))
+        cell.outputs = outputs
 
 
 def render(executed: Path, target: Path, title: str, profile: str) -> None:
@@ -237,8 +239,9 @@ def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict,
 
 
 # --------------------------------------------------------------------------- the command
-def build_report(profile: str = "quick", only: Optional[list[str]] = None) -> tuple[Path, list[Chapter]]:
-    name, chapters = plan(profile, only)  # every parameter file checked before any chapter runs
+def build_report(profile: str = "quick", only: Optional[list[str]] = None,
+                 root: Optional[Path] = None) -> tuple[Path, list[Chapter]]:
+    name, chapters = plan(profile, only, root)  # every parameter file checked before any chapter runs
     out_dir = paths.outputs_dir() / name
     start = time.time()
     for i, ch in enumerate(chapters, 1):

@@ -226,7 +226,7 @@ def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
                 new_lr = strategy.after_epoch(row["val_loss"])
                 if new_lr is not None:
                     set_lr(optimizer, new_lr)
-            if probe_x is not None:
+            if probe_x is not None and epoch == cfg.epochs:  # at init (above) and after training
                 activations += [{"epoch": epoch, **r} for r in activation_variance(model, probe_x)]
             if cka_x is not None:
                 row["cka"] = input_output_cka(model, cka_x)
