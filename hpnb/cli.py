@@ -1,4 +1,4 @@
-"""Command line: ``hpnb train FILE.yaml``, ``hpnb runs``, ``hpnb report``."""
+"""Command line: ``hpnb train FILE.yaml``, ``hpnb runs``, ``hpnb report``, ``hpnb bench``."""
 from __future__ import annotations
 
 import argparse
@@ -49,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("runs", help="list the runs in the store")
     p.add_argument("--store", default=None)
     p.set_defaults(func=_runs)
-    try:
-        from .report import add_report_parser
-    except ImportError:
-        pass
-    else:
-        add_report_parser(sub)
+    from .bench import add_bench_parser
+    from .report import add_report_parser
+
+    add_report_parser(sub)
+    add_bench_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

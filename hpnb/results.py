@@ -51,10 +51,10 @@ def compare(a: Sequence[float], b: Sequence[float], min_effect: float = 0.0) -> 
     if na > 1 and nb > 1:
         se = math.sqrt(sa**2 / na + sb**2 / nb)
         margin = max(min_effect, 2 * se)
-        evidence = f"difference {diff:+.3g} (2·SE {2 * se:.2g}, n = {na}/{nb} seeds)"
+        evidence = f"difference {diff:+.3g} (2·SE {2 * se:.2g}, n = {na}/{nb} runs)"
     else:
         margin = min_effect
-        evidence = f"difference {diff:+.3g} (single seed: no spread, threshold {min_effect:g})"
+        evidence = f"difference {diff:+.3g} (one run each: no spread, threshold {min_effect:g})"
     if diff > margin:
         return SUPPORTED, evidence
     if diff < -margin:
