@@ -99,8 +99,7 @@ def probe_table(df: pd.DataFrame, probe: str, store: StoreLike = DEFAULT) -> pd.
     from .runner import as_store
 
     run_store = as_store(store)
-    labels = [c for c in df.columns if c not in ("hash", "status", "error", "traceback")
-              and c in df.columns[: df.columns.get_loc("hash")]]
+    labels = list(df.columns[: df.columns.get_loc("hash")])  # sweep() puts the grid's columns first
     frames = []
     for _, row in df[df.status != "failed"].drop_duplicates("hash").iterrows():
         run = run_store.load_hash(row["hash"])

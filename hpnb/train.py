@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import RunConfig
-from .data import Batches, DataSplits, TensorSet, load_data
+from .data import Batches, DataSplits, load_data
 from .init import initialise
 from .models import build_model, count_parameters
 from .optim import build_optimizer
@@ -268,9 +268,9 @@ def summarise(cfg: RunConfig, history: pd.DataFrame, status: str, diverged_at, s
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
 
 
-def describe_data(cfg: RunConfig) -> str:  # noqa: D401
+def describe_data(cfg: RunConfig) -> str:
     """One line saying what data ``cfg`` runs on (for a chapter's first screen)."""
     return load_data(cfg.data, "cpu").description
 
 
-__all__ = ["Run", "EpochState", "fit", "evaluate", "build", "resolve_device", "describe_data", "TensorSet"]
+__all__ = ["Run", "EpochState", "fit", "evaluate", "build", "resolve_device", "describe_data"]

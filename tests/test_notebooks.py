@@ -1,7 +1,6 @@
 """The chapters as files: clean notebooks, parameter files that validate, and paper profiles that match
 STUDIES.md value by value."""
 import json
-from pathlib import Path
 
 import pytest
 import yaml

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..analysis import final_rows, per_setting
+from ..analysis import per_setting
 from ..config import RunConfig
 from ..registry import ConfigError
 from ..results import fmt_mean_std, mean_std
@@ -147,4 +147,4 @@ def init_activation_std(runs_activations: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["plan", "assumptions", "tournament", "table1", "table2", "at_chance", "init_activation_std",
-           "final_rows", "INITS", "SCHEDULERS", "TABLE1", "TABLE2"]
+           "INITS", "SCHEDULERS", "TABLE1", "TABLE2"]

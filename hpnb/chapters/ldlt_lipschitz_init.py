@@ -1,7 +1,6 @@
 """Chapter 4: initialisation of LDLT 𝓛-Lipschitz layers — output-variance theory and the Higgs sweep."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,4 +146,4 @@ def output_variance_claims() -> list[tuple[str, float, float, float]]:
 
 
 __all__ = ["plan", "tidy", "assumptions", "moments_table", "variance_curve", "run_table", "stability",
-           "output_variance_claims", "HE", "math"]
+           "output_variance_claims", "HE"]

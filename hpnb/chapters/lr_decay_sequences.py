@@ -6,11 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis import final_rows
 from ..config import RunConfig
 from ..metrics import cifar_accuracy, convergence_epoch, mnist_accuracy
 from ..registry import ConfigError
-from ..results import fmt_mean_std, mean_std
+from ..results import fmt_mean_std
 from . import check_seeds
 
 PARAMETERS = ("profile", "seeds", "mnist", "cifar10", "r0", "momentum", "benchmark_lr", "cutoff_fraction",
@@ -186,4 +185,4 @@ def lr_figure(df: pd.DataFrame, title: str) -> None:
 
 
 __all__ = ["strategy_figure", "lr_figure", "plan", "quirks_in_use", "run_metrics", "comparison_table", "best", "reference_best", "values",
-           "final_rows", "mean_std", "SETTINGS", "STRATEGIES", "SEQUENCES", "REFERENCE"]
+           "SETTINGS", "STRATEGIES", "SEQUENCES", "REFERENCE"]
