@@ -88,6 +88,12 @@ def _missing(name: str, path: Path) -> DataError:
     return DataError(f"dataset {name!r} not found at {path}: {HOW_TO_OBTAIN[name]}")
 
 
+def _download_failed(name: str, path: Path, err: Exception) -> DataError:
+    reason = " ".join(str(err).split())[:240] or type(err).__name__
+    return DataError(f"dataset {name!r} could not be downloaded to {path} ({reason}); instead, "
+                     f"{HOW_TO_OBTAIN[name]}")
+
+
 def _idx_split(cls, root: Path, train: bool, verify: bool, download: bool):
     """MNIST-style IDX files: accept .gz or unpacked, check torchvision's MD5s, load only the asked split."""
     from torchvision.datasets.utils import check_integrity, extract_archive
@@ -98,7 +104,8 @@ def _idx_split(cls, root: Path, train: bool, verify: bool, download: bool):
         try:
             cls(str(root), train=train, download=True)
         except Exception as err:  # no network, mirror down, …
-            raise DataError(f"dataset {cls.__name__} could not be downloaded to {raw}: {err}") from None
+            name = "mnist" if cls.__name__ == "MNIST" else "fashion_mnist"
+            raise _download_failed(name, raw, err) from None
     for url, md5 in cls.resources:
         gz = raw / os.path.basename(url)
         if not gz.name.startswith(prefix):
@@ -129,7 +136,7 @@ def _cifar_split(cls, name: str, root: Path, train: bool, verify: bool, download
         try:
             cls(str(root), train=train, download=True)
         except Exception as err:
-            raise DataError(f"dataset {name!r} could not be downloaded to {root}: {err}") from None
+            raise _download_failed(name, root, err) from None
     if not folder.exists():
         raise _missing(name, folder)
     if not verify:

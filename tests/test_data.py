@@ -158,3 +158,17 @@ def test_batches_shuffle_with_a_seeded_generator_and_normalise():
     x, _ = next(iter(Batches(data, 4, mean, std)))
     assert torch.allclose(x, torch.full_like(x, 2.0))  # (1 - 0.5) / 0.25
     assert len(Batches(data, 4, mean, std, drop_last=True)) == 2 and len(Batches(data, 4, mean, std)) == 3
+
+
+def test_failed_download_says_how_to_obtain_the_data(tmp_path, monkeypatch):
+    from torchvision import datasets
+
+    def offline(self):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(datasets.CIFAR10, "download", offline)
+    with pytest.raises(DataError) as err:
+        load_data(DataConfig(name="cifar10", root=str(tmp_path), download=True))
+    message = str(err.value)
+    assert "'cifar10' could not be downloaded" in message and "network unreachable" in message
+    assert "cifar-10-python.tar.gz" in message
