@@ -291,10 +291,10 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataSplits
             raise DataError(f"data.mean/std have {len(mean)} channels; the images have {train.x.shape[1]}")
     else:  # tabular: standardise every split with the train split's statistics
         mu, sigma = train.x.mean(0), train.x.std(0).clamp_min(1e-8)
-        standardise = lambda s: None if s is None else TensorSet((s.x - mu) / sigma, s.y)  # noqa: E731
-        train, val, test = standardise(train), standardise(val) if val is not test else None, standardise(test)
-        if cfg.validation == "test":
-            val = test
+        standardise = lambda s: TensorSet((s.x - mu) / sigma, s.y)  # noqa: E731
+        holdout = val is not None and val is not test
+        train, test = standardise(train), standardise(test)
+        val = standardise(val) if holdout else (test if cfg.validation == "test" else None)
 
     sizes = f"{len(train):,} train / {len(val) if val is not None else 0:,} validation / {len(test):,} test"
     moved = {id(s): s.to(device) for s in (train, val, test) if s is not None}

@@ -109,17 +109,30 @@ def pick(df: pd.DataFrame, by: str = "label", metric: str = "val_acc") -> str:
     return max(values, key=lambda k: mean_std(values[k])[0])
 
 
+def final_values(df: pd.DataFrame, label: str, col: str) -> list:
+    """Final ``col`` of each seed of setting ``label``, accuracies in percent as the write-up gives them."""
+    scale = 100 if col.endswith("acc") else 1
+    return [scale * v for v in per_setting(df, "label", col)[label]]
+
+
 def final_table(df: pd.DataFrame, reference: dict, keys: list) -> pd.DataFrame:
     """Final train/valid loss and accuracy per setting (mean ± std) beside the write-up's values."""
     rows = []
     for label, key in keys:
         row = {"setting": label}
         for i, col in enumerate(COLUMNS):
-            scale = 100 if col.endswith("acc") else 1
-            row[COLUMN_NAMES[col]] = fmt_mean_std([scale * v for v in per_setting(df, "label", col)[label]], 3)
+            row[COLUMN_NAMES[col]] = fmt_mean_std(final_values(df, label, col), 3)
             row[f"write-up {COLUMN_NAMES[col]}"] = f"{reference[key][i]:.3f}" if key in reference else "—"
         rows.append(row)
     return pd.DataFrame(rows).set_index("setting")
+
+
+def record_references(results, table: str, df: pd.DataFrame, reference: dict, label_of) -> None:
+    """Put a write-up table's four final numbers per setting beside the reproduced ones."""
+    for key, ref in reference.items():
+        for i, col in enumerate(COLUMNS):
+            results.reference(f"{table} · {label_of(key)} · final {COLUMN_NAMES[col]}", ref[i],
+                              final_values(df, label_of(key), col))
 
 
 def four_panel(df: pd.DataFrame, order: list, title: str) -> None:
@@ -133,5 +146,5 @@ def four_panel(df: pd.DataFrame, order: list, title: str) -> None:
     plots.plt.show()
 
 
-__all__ = ["plan", "assumptions", "pick", "final_table", "four_panel", "final_rows", "TABLE2", "TABLE3",
+__all__ = ["plan", "assumptions", "pick", "final_values", "final_table", "record_references", "four_panel", "final_rows", "TABLE2", "TABLE3",
            "TABLE4", "TABLE5"]
