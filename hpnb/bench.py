@@ -5,19 +5,27 @@ The reference: a torchvision dataset object serving PIL images, a DataLoader wit
 back with ``.item()`` every batch. hpnb: the whole split on the device, batched augmentation, no per-step
 host sync. Same model, same data, same batch size, in one process; the two alternate so drift hits both.
 On CPU the data is scikit-learn's digits at each network's input shape and the wide networks are shrunk.
+
+Beside the ratio it reports, for hpnb's loop, the model-FLOPs utilisation (training FLOPs per sample ×
+samples/s over the device's measured matmul rate) and the share of the epoch spent producing batches.
+``--concurrent N`` measures the chapter-3 networks trained N at a time in worker processes against one after
+another (aggregate samples/s, worker start-up included).
 """
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from .config import RunConfig
 from .data import load_data
-from .train import build, fit, resolve_device
+from .sweep import sweep
+from .train import build, fit, resolve_device, training_batches
+from .utilisation import batch_seconds, matmul_rate, training_flops
 
 # network → (model options, input shape (channels, side), batch size of the paper profile, augmented?)
 NETWORKS = {
@@ -28,6 +36,7 @@ NETWORKS = {
     "cifar_cnn": ({"name": "cifar_cnn"}, (3, 32), 20, False),
 }
 FULL_WIDTH = {"vgg19", "resnet34", "mobilenet"}
+SMALL = ("mnist_cnn", "cifar_cnn")  # chapter 3's networks: the ones trained several at a time
 
 
 @dataclass
@@ -36,10 +45,17 @@ class Result:
     batch_size: int
     reference: float  # samples per second, median over repeats
     hpnb: float
+    flops_per_sample: float  # training (forward + backward) model FLOPs
+    peak: float  # the device's measured matmul FLOP/s
+    data_share: float  # of hpnb's epoch time, the part spent producing batches
 
     @property
     def ratio(self) -> float:
         return self.hpnb / self.reference
+
+    @property
+    def mfu(self) -> float:
+        return self.hpnb * self.flops_per_sample / self.peak
 
 
 def config_for(network: str, device: str) -> RunConfig:
@@ -102,8 +118,25 @@ def hpnb_epoch(cfg: RunConfig) -> float:
     return float(run.history["samples_per_sec"].iloc[-1])
 
 
-def benchmark(networks=None, repeats: int = 3, device: str = "auto", workers: int = 2) -> list[Result]:
+def step_profile(cfg: RunConfig) -> tuple[float, float]:
+    """(training FLOPs per sample, seconds to produce one epoch's batches) for ``cfg`` on its device."""
+    device = resolve_device(cfg.device)
+    data = load_data(cfg.data, device)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.seed)
+    batches = training_batches(cfg, data, generator)
+    x, y = next(iter(batches))
+    flops = training_flops(build(cfg, data, device), x, y) / len(y)
+    batch_seconds(batches, device)  # warm-up
+    return flops, statistics.median(batch_seconds(batches, device) for _ in range(3))
+
+
+def benchmark(networks=None, repeats: int = 3, device: str = "auto", workers: int = 2,
+              peak: Optional[float] = None) -> list[Result]:
     device = str(resolve_device(device))
+    peak = peak or matmul_rate(device)
+    print(f"device {device}: measured matmul rate {peak / 1e12:.2f} TFLOP/s "
+          f"({'bf16' if device.startswith('cuda') else 'fp32'})", flush=True)
     results = []
     for name in networks or NETWORKS:
         cfg = config_for(name, device)
@@ -112,11 +145,61 @@ def benchmark(networks=None, repeats: int = 3, device: str = "auto", workers: in
         for _ in range(repeats):  # alternate, so slow drift of the machine hits both loops alike
             ref.append(reference_epoch(cfg, workers))
             ours.append(hpnb_epoch(cfg))
-        results.append(Result(name, cfg.batch_size, statistics.median(ref), statistics.median(ours)))
+        flops, data_seconds = step_profile(cfg)
+        hpnb = statistics.median(ours)
+        epoch_samples = len(load_data(cfg.data, "cpu").train)
+        results.append(Result(name, cfg.batch_size, statistics.median(ref), hpnb, flops, peak,
+                              data_seconds / (epoch_samples / hpnb)))
         r = results[-1]
         print(f"{name:10s} batch {r.batch_size:4d}  reference {r.reference:9.0f} samples/s  "
-              f"hpnb {r.hpnb:9.0f} samples/s  ratio {r.ratio:5.2f}×", flush=True)
+              f"hpnb {r.hpnb:9.0f} samples/s  ratio {r.ratio:5.2f}×  MFU {r.mfu:6.1%}  "
+              f"data {r.data_share:5.1%} of step time  ({r.flops_per_sample / 1e6:,.1f} MFLOP/sample)", flush=True)
     return results
+
+
+@dataclass
+class Concurrency:
+    network: str
+    runs: int
+    jobs: int
+    one_after_another: float  # aggregate samples per second
+    at_once: float
+
+    @property
+    def gain(self) -> float:
+        return self.at_once / self.one_after_another
+
+
+def concurrency(jobs: int, device: str = "auto", runs: Optional[int] = None, epochs: int = 10,
+                networks=SMALL) -> list[Concurrency]:
+    """Aggregate throughput of ``runs`` small runs (seeds 0…) trained in this process one after another,
+    against the same runs ``jobs`` at a time in worker processes. Wall time includes the workers' start-up."""
+    device = str(resolve_device(device))
+    runs = runs or 2 * jobs
+    results = []
+    for name in networks:
+        cfg = config_for(name, device).replace(epochs=epochs, test_every_epoch=False)
+        samples = runs * epochs * len(load_data(cfg.data, "cpu").train)
+        walls = {}
+        for n in (1, jobs):
+            start = time.perf_counter()
+            frame = sweep(cfg, None, seeds=range(runs), store=None, progress=False, jobs=n)
+            walls[n] = time.perf_counter() - start
+            if frame.attrs["failed"]:
+                raise RuntimeError(f"{name}: {frame.attrs['failed']} run(s) failed: {frame.error.dropna().iloc[0]}")
+        results.append(Concurrency(name, runs, jobs, samples / walls[1], samples / walls[jobs]))
+        r = results[-1]
+        print(f"{name:10s} {runs} runs × {epochs} epochs  one after another {r.one_after_another:9.0f} samples/s  "
+              f"{jobs} at once {r.at_once:9.0f} samples/s  gain {r.gain:5.2f}×", flush=True)
+    return results
+
+
+def _run(args) -> int:
+    if args.concurrent:
+        concurrency(args.concurrent, args.device, epochs=args.epochs)
+    else:
+        benchmark(args.network, args.repeats, args.device, args.workers)
+    return 0
 
 
 def add_bench_parser(sub) -> None:
@@ -125,4 +208,7 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference loop")
-    p.set_defaults(func=lambda a: (benchmark(a.network, a.repeats, a.device, a.workers), 0)[1])
+    p.add_argument("--concurrent", type=int, default=0, metavar="N",
+                   help="instead: chapter-3 networks trained N at a time vs one after another")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per run for --concurrent")
+    p.set_defaults(func=_run)

@@ -1,4 +1,4 @@
-"""Command line: ``hpnb train FILE.yaml``, ``hpnb runs``, ``hpnb report``, ``hpnb bench``."""
+"""Command line: ``hpnb train FILE.yaml``, ``hpnb runs``, ``hpnb report``, ``hpnb bench``, ``hpnb project``."""
 from __future__ import annotations
 
 import argparse
@@ -50,10 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", default=None)
     p.set_defaults(func=_runs)
     from .bench import add_bench_parser
+    from .projection import add_project_parser
     from .report import add_report_parser
 
     add_report_parser(sub)
     add_bench_parser(sub)
+    add_project_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Iterable, Mapping, Sequence, Union
 
 import pandas as pd
 
 from .config import RunConfig
 from .registry import ConfigError
-from .runner import DEFAULT, ConfigLike, RunBusy, StoreLike, as_config, train
+from .runner import COUNTERS, DEFAULT, ConfigLike, RunBusy, StoreLike, as_config, as_store, train
 
 Grid = Union[Mapping[str, Sequence], Sequence[Mapping], None]
 
@@ -39,34 +41,43 @@ def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> l
     return out
 
 
+def _start_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)  # share the cores: one OpenMP pool per process would oversubscribe them
+
+
+def _train_in_worker(cfg: RunConfig, store) -> object:
+    return train(cfg, store=store, progress=False, wait=True)
+
+
 def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), store: StoreLike = DEFAULT,
-          progress: bool = True) -> pd.DataFrame:
+          progress: bool = True, jobs: int = 1) -> pd.DataFrame:
     """Run every grid point for every seed; one row per run and epoch, with the grid's columns.
 
     A run that raises is recorded (status ``failed``, its error message) and the sweep goes on. Runs another
     process is training are left for last and then waited for, so parallel sweeps share the work.
+    ``jobs > 1`` trains that many runs at once in worker processes (small networks leave a GPU mostly idle
+    between kernel launches, so several runs fill it); the result is the same as with ``jobs=1``.
     """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs: got {jobs!r}, expected an integer >= 1")
     points = expand(as_config(base), grid, list(seeds))
     bar = None
     if progress and os.environ.get("HPNB_PROGRESS", "1") != "0":
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(points), desc="sweep", unit="run", dynamic_ncols=True)
-    frames, deferred = {}, []
+        bar = tqdm(total=len(points), desc="sweep" + (f" ({jobs} at once)" if jobs > 1 else ""), unit="run",
+                   dynamic_ncols=True)
+    frames = {}
     counts = {"trained": 0, "cached": 0, "failed": 0}
 
-    def attempt(i: int, wait: bool) -> None:
+    def record(i: int, run=None, err: Exception | None = None, trace: str = "") -> None:
         labels, cfg = points[i]
-        try:
-            run = train(cfg, store=store, progress=progress, wait=wait)
-        except RunBusy:
-            deferred.append(i)
-            return
-        except Exception as err:  # recorded, not raised: one bad run must not lose the sweep
+        if err is not None:  # recorded, not raised: one bad run must not lose the sweep
             counts["failed"] += 1
             frames[i] = pd.DataFrame([{**labels, "hash": cfg.hash, "status": "failed",
-                                       "error": f"{type(err).__name__}: {err}",
-                                       "traceback": traceback.format_exc(limit=3)}])
+                                       "error": f"{type(err).__name__}: {err}", "traceback": trace}])
         else:
             counts["cached" if run.cached else "trained"] += 1
             frame = run.history.copy()
@@ -78,11 +89,10 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
             bar.update(1)
             bar.set_postfix(counts)
 
-    for i in range(len(points)):
-        attempt(i, wait=False)
-    for i in list(deferred):
-        deferred.remove(i)
-        attempt(i, wait=True)
+    if jobs == 1 or len(points) < 2:
+        _sweep_here(points, store, progress, record)
+    else:
+        _sweep_in_workers(points, store, jobs, record)
     if bar is not None:
         bar.close()
     label_cols = list(points[0][0]) if points else []
@@ -91,6 +101,45 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
     result = result[front + [c for c in result.columns if c not in front]]
     result.attrs.update(counts)
     return result
+
+
+def _sweep_here(points: list, store: StoreLike, progress: bool, record) -> None:
+    deferred = []
+
+    def attempt(i: int, wait: bool) -> None:
+        try:
+            run = train(points[i][1], store=store, progress=progress, wait=wait)
+        except RunBusy:
+            deferred.append(i)
+        except Exception as err:
+            record(i, err=err, trace=traceback.format_exc(limit=3))
+        else:
+            record(i, run)
+
+    for i in range(len(points)):
+        attempt(i, wait=False)
+    for i in list(deferred):
+        deferred.remove(i)
+        attempt(i, wait=True)
+
+
+def _sweep_in_workers(points: list, store: StoreLike, jobs: int, record) -> None:
+    """Each worker trains whole runs through the store (so a killed sweep resumes as usual); results come back
+    as Run objects. Workers are spawned, not forked: a forked CUDA context or OpenMP pool is unusable."""
+    store = as_store(store)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_in_worker, cfg, store): i for i, (_, cfg) in enumerate(points)}
+        for future in as_completed(futures):
+            i = futures[future]
+            err = future.exception()
+            if err is not None:
+                record(i, err=err, trace="".join(traceback.format_exception(err, limit=3)))
+            else:
+                run = future.result()
+                COUNTERS["cached" if run.cached else "trained"] += 1  # the worker counted in its own process
+                record(i, run)
 
 
 def probe_table(df: pd.DataFrame, probe: str, store: StoreLike = DEFAULT) -> pd.DataFrame:

@@ -111,6 +111,15 @@ def evaluate(model: nn.Module, batches: Batches, cfg: RunConfig, device: torch.d
     return result
 
 
+def training_batches(cfg: RunConfig, data: DataSplits, generator: torch.Generator) -> Batches:
+    """The shuffled (and, for images, augmented) training batches of one epoch, as ``cfg`` asks."""
+    augment = cfg.data.augment and data.is_image
+    return Batches(data.train, cfg.batch_size, data.mean, data.std, shuffle=True,
+                   crop_padding=cfg.data.crop_padding if augment else 0, flip=augment and cfg.data.flip,
+                   drop_last=cfg.drop_last, generator=generator,
+                   channels_last=generator.device.type == "cuda" and cfg.channels_last and data.is_image)
+
+
 def _progress(total: int, initial: int, desc: str, enabled: bool):
     if not enabled or os.environ.get("HPNB_PROGRESS", "1") == "0":
         return None
@@ -129,11 +138,8 @@ def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
     optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, cfg.optimizer.options)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed)
-    augment = cfg.data.augment and data.is_image
     channels_last = device.type == "cuda" and cfg.channels_last and data.is_image
-    train_batches = Batches(data.train, cfg.batch_size, data.mean, data.std, shuffle=True,
-                            crop_padding=cfg.data.crop_padding if augment else 0, flip=augment and cfg.data.flip,
-                            drop_last=cfg.drop_last, generator=generator, channels_last=channels_last)
+    train_batches = training_batches(cfg, data, generator)
     if len(train_batches) == 0:
         raise ValueError(f"batch_size {cfg.batch_size} with drop_last leaves no batch of {len(data.train)} samples")
     eval_batches = {name: Batches(split, cfg.eval_batch_size, data.mean, data.std, channels_last=channels_last)
@@ -273,4 +279,4 @@ def describe_data(cfg: RunConfig) -> str:
     return load_data(cfg.data, "cpu").description
 
 
-__all__ = ["Run", "EpochState", "fit", "evaluate", "build", "resolve_device", "describe_data"]
+__all__ = ["Run", "EpochState", "fit", "evaluate", "build", "training_batches", "resolve_device", "describe_data"]

@@ -34,3 +34,17 @@ def test_missing_data_exits_2_before_training(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"name": "cifar10", "root": str(tmp_path)}}))
     out = hpnb("train", "c.yaml", cwd=tmp_path)
     assert out.returncode == 2 and "'cifar10' not found at" in out.stderr
+
+
+def test_project_with_a_bad_profile_exits_2_before_timing_anything(tmp_path):
+    out = hpnb("project", "--profile", str(tmp_path / "nope"), cwd=REPO)
+    assert out.returncode == 2 and "--profile" in out.stderr and "no folder" in out.stderr
+    params = tmp_path / "params"
+    params.mkdir()
+    for f in (REPO / "params" / "smoke").iterdir():
+        (params / f.name).write_text(f.read_text())
+    (params / "03_lr_decay_sequences.yaml").write_text(
+        (REPO / "params" / "smoke" / "03_lr_decay_sequences.yaml").read_text().replace("jobs: 1", "jobs: 0"))
+    out = hpnb("project", "--profile", str(params), cwd=REPO)
+    assert out.returncode == 2 and "03_lr_decay_sequences.yaml: jobs: got 0" in out.stderr, out.stderr
+    assert out.stdout == ""  # nothing was timed

@@ -67,6 +67,28 @@ def test_results_files_hold_references_and_verdicts(smoke_report):
         assert data["runs"]["trained"] + data["runs"]["cached"] > 0
 
 
+def test_planned_runs_are_exactly_the_runs_the_notebooks_train(smoke_report, outputs):
+    """``planned_runs`` (what ``hpnb project`` costs) must match what the executed notebooks put in the store."""
+    import itertools
+
+    from hpnb.chapters import planned_runs, validate_file
+    from hpnb.chapters.mobilenet_cifar100 import planned_runs as chapter2_runs
+    from hpnb.store import RunStore
+
+    stored = set(RunStore(outputs / "runs").list_runs().hash)
+    plans = {ch: validate_file(ch, REPO / "notebooks" / f"{ch}.ipynb", REPO / "params" / "smoke" / f"{ch}.yaml")
+             for ch in CHAPTERS}
+    fixed = {cfg.hash for ch in CHAPTERS if not ch.startswith("02") for cfg in planned_runs(ch, plans[ch])}
+    p2 = plans["02_mobilenet_cifar100"]
+    # chapter 2 picks its rate and weight decay from results: exactly one choice must account for the rest
+    matches = [{cfg.hash for cfg in chapter2_runs(p2, lr, wd)}
+               for lr, wd in itertools.product(p2.params["lrs"], p2.params["weight_decays"])]
+    assert [fixed | m == stored for m in matches].count(True) == 1
+    trained = sum(json.loads((smoke_report[0] / "results" / f"{c}.json").read_text())["runs"]["trained"]
+                  for c in CHAPTERS)
+    assert trained == len(stored)  # each planned run trained once, in workers (chapter 4) or not
+
+
 def test_index_has_chapters_scorecard_and_environment(smoke_report):
     out, index, chapters = smoke_report
     page = index.read_text()

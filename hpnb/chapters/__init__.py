@@ -70,6 +70,17 @@ def validate_file(chapter: str, notebook: Path, params_file: Path):
     return load(chapter, {**defaults, **values}, source=str(params_file))
 
 
+def planned_runs(chapter: str, chapter_plan) -> list:
+    """Every distinct RunConfig the chapter's notebook trains under ``chapter_plan`` (choices made from
+    results, such as chapter 2's learning rate, take the value the plan validated)."""
+    seen, runs = set(), []
+    for cfg in module(chapter).planned_runs(chapter_plan):
+        if cfg.hash not in seen:
+            seen.add(cfg.hash)
+            runs.append(cfg)
+    return runs
+
+
 def check_keys(section: str, value, allowed: set) -> None:
     unknown = set(value) - allowed
     if unknown:
@@ -80,3 +91,9 @@ def check_seeds(seeds) -> list[int]:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError(f"seeds: got {seeds!r}, expected a non-empty list of integers >= 0")
     return seeds
+
+
+def check_jobs(jobs) -> int:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs: got {jobs!r}, expected an integer >= 1 (runs trained at once)")
+    return jobs

@@ -10,6 +10,7 @@ from ..analysis import per_setting
 from ..config import RunConfig
 from ..registry import ConfigError
 from ..results import fmt_mean_std, mean_std
+from ..sweep import expand
 from . import check_keys, check_seeds
 
 PARAMETERS = ("profile", "seeds", "data", "vgg", "resnet", "resnet_data", "schedulers")
@@ -73,6 +74,11 @@ def plan(params: dict) -> Plan:
         except ConfigError as err:
             raise ConfigError(f"schedulers.{point['label']}: {err}") from None
     return Plan(params["profile"], seeds, vgg, resnet, init_grid, bn_grid, scheduler_grid, params)
+
+
+def planned_runs(p: Plan) -> list[RunConfig]:
+    return [cfg for base, grid in ((p.vgg, p.init_grid), (p.vgg, p.bn_grid), (p.resnet, p.scheduler_grid))
+            for _, cfg in expand(base, grid, p.seeds)]
 
 
 def assumptions(p: Plan) -> pd.DataFrame:

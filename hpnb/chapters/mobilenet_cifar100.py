@@ -8,6 +8,7 @@ import pandas as pd
 from ..analysis import final_rows, per_setting
 from ..config import RunConfig
 from ..registry import ConfigError
+from ..sweep import expand
 from ..results import fmt_mean_std, mean_std
 from . import check_seeds
 
@@ -80,6 +81,15 @@ def plan(params: dict) -> Plan:
     if params["probe_parameter"] not in dict(_probe_model(long).named_parameters()):
         raise ConfigError(f"probe_parameter: the model has no parameter {params['probe_parameter']!r}")
     return p
+
+
+def planned_runs(p: Plan, lr: float | None = None, weight_decay: float | None = None) -> list[RunConfig]:
+    """The LR sweep, then the long runs at ``lr`` and ``weight_decay`` (the notebook picks both from results;
+    by default the largest of each, as ``plan`` validates; the cost of a run does not depend on them)."""
+    long = p.long(max(p.params["lrs"]) if lr is None else lr)
+    wd = max(p.params["weight_decays"]) if weight_decay is None else weight_decay
+    grids = ((p.base, p.lr_grid()), (long, p.schedule_grid()), (long, p.decay_grid()), (long, p.activation_grid(wd)))
+    return [cfg for base, grid in grids for _, cfg in expand(base, grid, p.seeds)]
 
 
 def _probe_model(cfg: RunConfig):
