@@ -113,7 +113,8 @@ def measure(cfg: RunConfig, steps: int) -> EpochCost:
     run = fit(timed, progress=False, data=data)
     train_per_sample = float(run.history["seconds"].iloc[-1]) / n_train
     model = build(timed, data, device)
-    batches = Batches(data.val, cfg.eval_batch_size, data.mean, data.std)
+    batches = Batches(data.val, cfg.eval_batch_size, data.mean, data.std,
+                      channels_last=device.type == "cuda" and cfg.channels_last and data.is_image)  # as fit's
     binary = sizes.classes == 2 or cfg.probes.roc_auc
     evaluate(model, batches, timed, device, binary)
     start = time.perf_counter()
