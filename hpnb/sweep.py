@@ -41,6 +41,12 @@ def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> l
     return out
 
 
+def check_jobs(jobs) -> int:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ConfigError(f"jobs: got {jobs!r}, expected an integer >= 1 (runs trained at once)")
+    return jobs
+
+
 def _start_worker(threads: int) -> None:
     import torch
 
@@ -58,10 +64,9 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
     A run that raises is recorded (status ``failed``, its error message) and the sweep goes on. Runs another
     process is training are left for last and then waited for, so parallel sweeps share the work.
     ``jobs > 1`` trains that many runs at once in worker processes (small networks leave a GPU mostly idle
-    between kernel launches, so several runs fill it); the result is the same as with ``jobs=1``.
+    between kernel launches, so several runs fill it); the result is that of ``jobs=1`` up to float rounding.
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ConfigError(f"jobs: got {jobs!r}, expected an integer >= 1")
+    check_jobs(jobs)
     points = expand(as_config(base), grid, list(seeds))
     bar = None
     if progress and os.environ.get("HPNB_PROGRESS", "1") != "0":
@@ -129,7 +134,8 @@ def _sweep_in_workers(points: list, store: StoreLike, jobs: int, record) -> None
     store = as_store(store)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,))
+    try:
         futures = {pool.submit(_train_in_worker, cfg, store): i for i, (_, cfg) in enumerate(points)}
         for future in as_completed(futures):
             i = futures[future]
@@ -140,6 +146,12 @@ def _sweep_in_workers(points: list, store: StoreLike, jobs: int, record) -> None
                 run = future.result()
                 COUNTERS["cached" if run.cached else "trained"] += 1  # the worker counted in its own process
                 record(i, run)
+    except BaseException:  # an interrupt stops the workers now, not after the queue; their runs resume later
+        for process in list(pool._processes.values()):  # the executor has no public way to stop running work
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def probe_table(df: pd.DataFrame, probe: str, store: StoreLike = DEFAULT) -> pd.DataFrame:

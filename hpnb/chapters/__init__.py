@@ -92,8 +92,3 @@ def check_seeds(seeds) -> list[int]:
         raise ConfigError(f"seeds: got {seeds!r}, expected a non-empty list of integers >= 0")
     return seeds
 
-
-def check_jobs(jobs) -> int:
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ConfigError(f"jobs: got {jobs!r}, expected an integer >= 1 (runs trained at once)")
-    return jobs

@@ -10,8 +10,8 @@ from .. import theory
 from ..analysis import final_rows
 from ..config import RunConfig
 from ..registry import ConfigError
-from ..sweep import expand
-from . import check_jobs, check_seeds
+from ..sweep import check_jobs, expand
+from . import check_seeds
 
 PARAMETERS = ("profile", "seeds", "data", "width", "depths", "scales", "optimizers", "epochs", "batch_size",
               "normalisation", "moment_cases", "moment_orders", "mc_draws", "variance_layers",

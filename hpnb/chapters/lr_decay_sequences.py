@@ -10,8 +10,8 @@ from ..config import RunConfig
 from ..metrics import cifar_accuracy, convergence_epoch, mnist_accuracy
 from ..registry import ConfigError
 from ..results import fmt_mean_std
-from ..sweep import expand
-from . import check_jobs, check_seeds
+from ..sweep import check_jobs, expand
+from . import check_seeds
 
 PARAMETERS = ("profile", "seeds", "mnist", "cifar10", "r0", "momentum", "benchmark_lr", "cutoff_fraction",
               "cifar_seq1_cutoff_fraction", "zero_padded_history", "seq4_variant", "quirk_free", "jobs")
