@@ -118,8 +118,8 @@ def hpnb_epoch(cfg: RunConfig) -> float:
     return float(run.history["samples_per_sec"].iloc[-1])
 
 
-def step_profile(cfg: RunConfig) -> tuple[float, float]:
-    """(training FLOPs per sample, seconds to produce one epoch's batches) for ``cfg`` on its device."""
+def step_profile(cfg: RunConfig) -> tuple[float, float, int]:
+    """(training FLOPs per sample, seconds to produce one epoch's batches, samples per epoch) for ``cfg``."""
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, device)
     generator = torch.Generator(device=device)
@@ -128,7 +128,7 @@ def step_profile(cfg: RunConfig) -> tuple[float, float]:
     x, y = next(iter(batches))
     flops = training_flops(build(cfg, data, device), x, y) / len(y)
     batch_seconds(batches, device)  # warm-up
-    return flops, statistics.median(batch_seconds(batches, device) for _ in range(3))
+    return flops, statistics.median(batch_seconds(batches, device) for _ in range(3)), len(data.train)
 
 
 def benchmark(networks=None, repeats: int = 3, device: str = "auto", workers: int = 2,
@@ -145,9 +145,8 @@ def benchmark(networks=None, repeats: int = 3, device: str = "auto", workers: in
         for _ in range(repeats):  # alternate, so slow drift of the machine hits both loops alike
             ref.append(reference_epoch(cfg, workers))
             ours.append(hpnb_epoch(cfg))
-        flops, data_seconds = step_profile(cfg)
+        flops, data_seconds, epoch_samples = step_profile(cfg)
         hpnb = statistics.median(ours)
-        epoch_samples = len(load_data(cfg.data, "cpu").train)
         results.append(Result(name, cfg.batch_size, statistics.median(ref), hpnb, flops, peak,
                               data_seconds / (epoch_samples / hpnb)))
         r = results[-1]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .chapters import planned_runs, validate_file
+from .chapters import planned_runs
 from .config import DataConfig, RunConfig
 from .data import STATS, Batches, DataSplits, TensorSet, load_data
 from .train import build, evaluate, fit, resolve_device
@@ -129,7 +129,7 @@ def project(profile: str = "paper", chapters=None, steps: int | None = None, dev
     from .report import plan
 
     _, picked = plan(profile, chapters, root)
-    plans = {ch.name: validate_file(ch.name, ch.notebook, ch.params) for ch in picked}
+    plans = {ch.name: ch.plan for ch in picked}
     device = str(resolve_device(device))
     steps = steps or (20 if device.startswith("cuda") else 3)
     rows, costs = [], {}

@@ -37,6 +37,7 @@ class Chapter:
     seconds: float = 0.0
     error: str = ""
     results: dict = field(default_factory=dict)
+    plan: object = None  # the chapter's validated plan (hpnb.chapters.load)
 
 
 # --------------------------------------------------------------------------- planning (fails fast)
@@ -65,8 +66,8 @@ def plan(profile: str, only: Optional[list[str]] = None, root: Optional[Path] = 
         params = folder / f"{nb.stem}.yaml"
         if not params.is_file():
             raise ConfigError(f"{params}: missing; every chapter needs a parameter file in {folder}")
-        validate_file(nb.stem, nb, params)  # the notebook's own check, run here so it fails before any work
-        chapters.append(Chapter(nb.stem, nb, params, title=chapter_title(nb)))
+        checked = validate_file(nb.stem, nb, params)  # the notebook's own check, so it fails before any work
+        chapters.append(Chapter(nb.stem, nb, params, title=chapter_title(nb), plan=checked))
     return name, chapters
 
 
