@@ -1,21 +1,25 @@
-"""``hpnb bench``: training throughput of hpnb's loop against a loop built the way the write-ups built theirs.
+"""``hpnb bench``: training throughput of each study network, in every way hpnb can run it, side by side.
 
-The reference: a torchvision dataset object serving PIL images, a DataLoader with per-image transforms
-(random crop, flip, to-tensor, normalise) and worker processes, and a plain fp32 step that reads the loss
-back with ``.item()`` every batch. hpnb: the whole split on the device, batched augmentation, no per-step
-host sync. Same model, same data, same batch size, in one process; the two alternate so drift hits both.
-On CPU the data is scikit-learn's digits at each network's input shape and the wide networks are shrunk.
+For each network, on random data of the paper profile's input shape and batch size, in one process:
 
-Beside the ratio it reports, for hpnb's loop, the model-FLOPs utilisation (training FLOPs per sample ×
-samples/s over the device's measured matmul rate) and the share of the epoch spent producing batches.
-``--concurrent N`` measures the chapter-3 networks trained N at a time in worker processes against one after
-another (aggregate samples/s, worker start-up included).
+- **eager**: one run, the plain loop (no CUDA graph, no compilation);
+- **graphed**: one run, every full-batch step replayed from a CUDA graph (CUDA only);
+- **compiled**: one run, the step's forward and loss through ``torch.compile`` (on CUDA; on a CPU only with
+  ``--compile``, as compiling takes minutes there);
+- **ensemble**: the number of runs the paper profile trains together for that network, in one stacked step
+  (graphed on CUDA);
+- **reference** (``--reference``): the write-ups' style of loop: a torchvision dataset object serving PIL images,
+  a DataLoader with per-image transforms and worker processes, and a ``.item()`` per step.
+
+It prints ms per step, aggregate samples/s, the speed-up over eager and the model-FLOPs utilisation (matmul and
+convolution FLOPs of a training step, counted by ``torch.utils.flop_counter``, over the device's *measured*
+matmul rate: bf16 on CUDA, fp32 on CPU). On a CPU the wide networks are shrunk to 1/8 width.
 """
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -23,68 +27,105 @@ import torch.nn.functional as F
 
 from .config import RunConfig
 from .data import load_data
-from .sweep import sweep
-from .train import build, fit, resolve_device, training_batches
-from .utilisation import batch_seconds, matmul_rate, training_flops
+from .timing import Sizes, stand_in
+from .train import build, fit_members, resolve_device
+from .utilisation import matmul_rate, training_flops
 
-# network → (model options, input shape (channels, side), batch size of the paper profile, augmented?)
+# network → (model, input shape, classes, batch size, optimizer, augmented?, members trained together by the
+# paper profile with 3 seeds: 4 inits (ch. 1), 5 schedulers (ch. 1), 3 rates (ch. 2), 13 SGD settings (ch. 3),
+# 5 inits (ch. 4))
 NETWORKS = {
-    "vgg19": ({"name": "vgg19", "width": 0.125}, (3, 32), 128, True),
-    "resnet34": ({"name": "resnet34", "width": 0.125}, (3, 32), 128, True),
-    "mobilenet": ({"name": "mobilenet", "width": 0.125}, (3, 32), 128, True),
-    "mnist_cnn": ({"name": "mnist_cnn"}, (1, 28), 64, False),
-    "cifar_cnn": ({"name": "cifar_cnn"}, (3, 32), 20, False),
+    "vgg19": ({"name": "vgg19", "width": 1.0}, (3, 32, 32), 50, 128, {"name": "sgd", "lr": 0.01, "momentum": 0.9,
+              "weight_decay": 5e-4}, True, 12),
+    "resnet34": ({"name": "resnet34", "width": 1.0}, (3, 32, 32), 50, 128, {"name": "adam", "lr": 1e-3}, True, 15),
+    "mobilenet": ({"name": "mobilenet", "width": 1.0}, (3, 32, 32), 100, 128, {"name": "sgd", "lr": 0.05,
+                  "momentum": 0.9}, True, 9),
+    "mnist_cnn": ({"name": "mnist_cnn", "double_softmax": True}, (1, 28, 28), 10, 64, {"name": "sgd", "lr": 0.01,
+                  "momentum": 0.9}, False, 39),
+    "cifar_cnn": ({"name": "cifar_cnn", "dropout_first_epoch_only": True}, (3, 32, 32), 10, 20, {"name": "sgd",
+                  "lr": 0.01, "momentum": 0.9}, False, 39),
+    "ldlt_mlp": ({"name": "ldlt_mlp", "depth": 16, "width": 64}, (28,), 2, 512, {"name": "adamw", "lr": 2e-3}, False,
+                 15),
 }
-FULL_WIDTH = {"vgg19", "resnet34", "mobilenet"}
-SMALL = ("mnist_cnn", "cifar_cnn")  # chapter 3's networks: the ones trained several at a time
+WIDE = {"vgg19", "resnet34", "mobilenet"}
+MODES = ("eager", "graphed", "compiled", "ensemble")
+
+
+@dataclass
+class Timing:
+    mode: str
+    members: int
+    ms_per_step: float  # one step of all members
+    samples_per_sec: float  # aggregate over members
 
 
 @dataclass
 class Result:
     network: str
     batch_size: int
-    reference: float  # samples per second, median over repeats
-    hpnb: float
     flops_per_sample: float  # training (forward + backward) model FLOPs
     peak: float  # the device's measured matmul FLOP/s
-    data_share: float  # of hpnb's epoch time, the part spent producing batches
+    timings: dict[str, Timing] = field(default_factory=dict)
 
-    @property
-    def ratio(self) -> float:
-        return self.hpnb / self.reference
+    def speedup(self, mode: str) -> float:
+        return self.timings[mode].samples_per_sec / self.timings["eager"].samples_per_sec
 
-    @property
-    def mfu(self) -> float:
-        return self.hpnb * self.flops_per_sample / self.peak
+    def mfu(self, mode: str) -> float:
+        return self.timings[mode].samples_per_sec * self.flops_per_sample / self.peak
 
 
-def config_for(network: str, device: str) -> RunConfig:
-    model, (channels, side), batch, augment = NETWORKS[network]
-    if device.startswith("cuda") and network in FULL_WIDTH:
-        model = {**model, "width": 1.0}
-    return RunConfig.from_dict({
-        "data": {"name": "digits", "image_size": side, "channels": channels, "validation": "none",
-                 "augment": augment},
-        "model": model, "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-        "epochs": 1, "batch_size": batch, "device": device, "test_every_epoch": False})
+def config_for(network: str, device: str, seed: int = 0, **execution) -> RunConfig:
+    model, shape, _classes, batch, optimizer, augment, _ = NETWORKS[network]
+    if not device.startswith("cuda") and network in WIDE:
+        model = {**model, "width": 0.125}
+    data = {"name": "digits", "image_size": shape[1], "channels": shape[0], "augment": augment} if len(shape) == 3 \
+        else {"name": "synthetic", "n_features": shape[0]}
+    return RunConfig.from_dict({"data": {**data, "validation": "none"}, "model": model, "optimizer": optimizer,
+                                "epochs": 2, "batch_size": batch, "seed": seed, "device": device,
+                                "test_every_epoch": False, **execution})
 
 
-def reference_epoch(cfg: RunConfig, workers: int) -> float:
-    """One epoch of the write-ups' style of loop; returns samples per second."""
+def _stand_in(network: str, cfg: RunConfig, steps: int, device: torch.device):
+    _, shape, classes, *_ = NETWORKS[network]
+    return stand_in(cfg, Sizes(shape, classes, steps * cfg.batch_size, 0, 0), steps * cfg.batch_size, 0, device)
+
+
+def time_mode(network: str, mode: str, device: str, steps: int, repeats: int) -> Optional[Timing]:
+    """Median over ``repeats`` of the second epoch (``steps`` full batches) of ``mode``; None if not available."""
+    cuda = device.startswith("cuda")
+    if mode == "graphed" and not cuda:
+        return None
+    members = NETWORKS[network][6] if mode == "ensemble" else 1
+    execution = {"cuda_graphs": mode in ("graphed", "ensemble"), "compile": mode == "compiled"}
+    cfgs = [config_for(network, device, seed=s, **execution) for s in range(members)]
+    data = _stand_in(network, cfgs[0], steps, resolve_device(device))
+    seconds = []
+    for _ in range(repeats):
+        runs = fit_members(cfgs, progress=False, data=data)
+        seconds.append(float(runs[0].history["seconds"].iloc[-1]))  # epoch 2: warm-up and capture are done
+    s = statistics.median(seconds)
+    return Timing(mode, members, 1000 * s / steps, members * steps * cfgs[0].batch_size / s)
+
+
+def reference_samples_per_sec(network: str, device: str, workers: int, steps: int) -> float:
+    """One epoch of the write-ups' style of loop on digits of the network's shape; returns samples per second."""
     from PIL import Image
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
     from torchvision.datasets import VisionDataset
 
-    device = resolve_device(cfg.device)
+    cfg = config_for(network, device)
+    torch_device = resolve_device(device)
     data = load_data(cfg.data, "cpu")
-    steps = [transforms.RandomCrop(data.input_shape[1], padding=cfg.data.crop_padding),
-             transforms.RandomHorizontalFlip()] if cfg.data.augment else []
-    steps += [transforms.ToTensor(), transforms.Normalize(data.mean.tolist(), data.std.tolist())]
+    if not data.is_image:
+        raise ValueError(f"{network}: the reference loop is for image networks")
+    steps_ = [transforms.RandomCrop(data.input_shape[1], padding=4), transforms.RandomHorizontalFlip()] \
+        if cfg.data.augment else []
+    steps_ += [transforms.ToTensor(), transforms.Normalize(data.mean.tolist(), data.std.tolist())]
 
     class Images(VisionDataset):  # a torchvision dataset object serving PIL images, as CIFAR10/MNIST do
         def __init__(self, x, y):
-            super().__init__("", transform=transforms.Compose(steps))
+            super().__init__("", transform=transforms.Compose(steps_))
             self.x, self.y = x.permute(0, 2, 3, 1).squeeze(-1).numpy(), y.tolist()
 
         def __len__(self):
@@ -93,121 +134,74 @@ def reference_epoch(cfg: RunConfig, workers: int) -> float:
         def __getitem__(self, i):
             return self.transform(Image.fromarray(self.x[i])), self.y[i]
 
-    loader = DataLoader(Images(data.train.x, data.train.y), batch_size=cfg.batch_size, shuffle=True,
-                        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False)
-    model = build(cfg, data, device)
+    images = Images(data.train.x, data.train.y)
+    images = Subset(images, range(min(len(images), steps * cfg.batch_size)))
+    loader = DataLoader(images, batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
+                        pin_memory=torch_device.type == "cuda")
+    model = build(cfg, data, torch_device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
     seen, running = 0, 0.0
     start = time.perf_counter()
     for x, y in loader:
-        x, y = x.to(device), y.to(device)
+        x, y = x.to(torch_device), y.to(torch_device)
         optimizer.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
         running += loss.item()  # the per-batch host sync the write-ups' loops had
         seen += len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
     return seen / (time.perf_counter() - start)
 
 
-def hpnb_epoch(cfg: RunConfig) -> float:
-    run = fit(cfg, progress=False)
-    return float(run.history["samples_per_sec"].iloc[-1])
-
-
-def step_profile(cfg: RunConfig) -> tuple[float, float, int]:
-    """(training FLOPs per sample, seconds to produce one epoch's batches, samples per epoch) for ``cfg``."""
-    device = resolve_device(cfg.device)
-    data = load_data(cfg.data, device)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(cfg.seed)
-    batches = training_batches(cfg, data, generator)
-    x, y = next(iter(batches))
-    flops = training_flops(build(cfg, data, device), x, y) / len(y)
-    batch_seconds(batches, device)  # warm-up
-    return flops, statistics.median(batch_seconds(batches, device) for _ in range(3)), len(data.train)
-
-
-def benchmark(networks=None, repeats: int = 3, device: str = "auto", workers: int = 2,
-              peak: Optional[float] = None) -> list[Result]:
+def benchmark(networks=None, modes=None, device: str = "auto", steps: Optional[int] = None, repeats: int = 3,
+              compile_on_cpu: bool = False, reference: bool = False, workers: int = 2) -> list[Result]:
     device = str(resolve_device(device))
-    peak = peak or matmul_rate(device)
-    print(f"device {device}: measured matmul rate {peak / 1e12:.2f} TFLOP/s "
-          f"({'bf16' if device.startswith('cuda') else 'fp32'})", flush=True)
+    cuda = device.startswith("cuda")
+    steps = steps or (50 if cuda else 4)
+    peak = matmul_rate(device)
+    print(f"device {device} ({torch.cuda.get_device_name(0) if cuda else 'CPU'}): measured matmul rate "
+          f"{peak / 1e12:.2f} TFLOP/s ({'bf16' if cuda else 'fp32'}); {steps} steps per epoch, median of "
+          f"{repeats}", flush=True)
     results = []
     for name in networks or NETWORKS:
         cfg = config_for(name, device)
-        hpnb_epoch(cfg), reference_epoch(cfg, workers)  # warm-up: caches, allocator, worker start-up paths
-        ref, ours = [], []
-        for _ in range(repeats):  # alternate, so slow drift of the machine hits both loops alike
-            ref.append(reference_epoch(cfg, workers))
-            ours.append(hpnb_epoch(cfg))
-        flops, data_seconds, epoch_samples = step_profile(cfg)
-        hpnb = statistics.median(ours)
-        results.append(Result(name, cfg.batch_size, statistics.median(ref), hpnb, flops, peak,
-                              data_seconds / (epoch_samples / hpnb)))
-        r = results[-1]
-        print(f"{name:10s} batch {r.batch_size:4d}  reference {r.reference:9.0f} samples/s  "
-              f"hpnb {r.hpnb:9.0f} samples/s  ratio {r.ratio:5.2f}×  MFU {r.mfu:6.1%}  "
-              f"data {r.data_share:5.1%} of step time  ({r.flops_per_sample / 1e6:,.1f} MFLOP/sample)", flush=True)
-    return results
-
-
-@dataclass
-class Concurrency:
-    network: str
-    runs: int
-    jobs: int
-    one_after_another: float  # aggregate samples per second
-    at_once: float
-
-    @property
-    def gain(self) -> float:
-        return self.at_once / self.one_after_another
-
-
-def concurrency(jobs: int, device: str = "auto", runs: Optional[int] = None, epochs: int = 10,
-                networks=SMALL) -> list[Concurrency]:
-    """Aggregate throughput of ``runs`` small runs (seeds 0…) trained in this process one after another,
-    against the same runs ``jobs`` at a time in worker processes. Wall time includes the workers' start-up."""
-    device = str(resolve_device(device))
-    runs = runs or 2 * jobs
-    results = []
-    for name in networks:
-        cfg = config_for(name, device).replace(epochs=epochs, test_every_epoch=False)
-        samples = runs * epochs * len(load_data(cfg.data, "cpu").train)
-        walls = {}
-        for n in (1, jobs):
-            start = time.perf_counter()
-            frame = sweep(cfg, None, seeds=range(runs), store=None, progress=False, jobs=n)
-            walls[n] = time.perf_counter() - start
-            if frame.attrs["failed"]:
-                raise RuntimeError(f"{name}: {frame.attrs['failed']} run(s) failed: {frame.error.dropna().iloc[0]}")
-        results.append(Concurrency(name, runs, jobs, samples / walls[1], samples / walls[jobs]))
-        r = results[-1]
-        print(f"{name:10s} {runs} runs × {epochs} epochs  one after another {r.one_after_another:9.0f} samples/s  "
-              f"{jobs} at once {r.at_once:9.0f} samples/s  gain {r.gain:5.2f}×", flush=True)
+        data = _stand_in(name, cfg, 1, resolve_device(device))
+        x = data.train.x[: cfg.batch_size]
+        x = x.float().div(255) if x.dtype == torch.uint8 else x
+        flops = training_flops(build(cfg, data, resolve_device(device)), x, data.train.y[: cfg.batch_size])
+        result = Result(name, cfg.batch_size, flops / cfg.batch_size, peak)
+        for mode in modes or MODES:
+            if mode == "compiled" and not cuda and not compile_on_cpu:
+                continue
+            timing = time_mode(name, mode, device, steps, repeats)
+            if timing is not None:
+                result.timings[mode] = timing
+        line = "  ".join(f"{m} {t.ms_per_step:7.2f} ms/step {t.samples_per_sec:9.0f}/s ×{result.speedup(m):.2f} "
+                         f"MFU {result.mfu(m):5.1%}" + (f" (K={t.members})" if t.members > 1 else "")
+                         for m, t in result.timings.items())
+        if reference and len(NETWORKS[name][1]) == 3:
+            line += f"  reference {reference_samples_per_sec(name, device, workers, steps):9.0f}/s"
+        print(f"{name:10s} batch {cfg.batch_size:4d} ({result.flops_per_sample / 1e6:,.1f} MFLOP/sample)  {line}",
+              flush=True)
+        results.append(result)
     return results
 
 
 def _run(args) -> int:
-    if args.concurrent:
-        concurrency(args.concurrent, args.device, epochs=args.epochs)
-    else:
-        benchmark(args.network, args.repeats, args.device, args.workers)
+    benchmark(args.network, args.mode, args.device, args.steps, args.repeats, args.compile, args.reference,
+              args.workers)
     return 0
 
 
 def add_bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="training throughput: hpnb's loop vs the write-ups' DataLoader loop")
+    p = sub.add_parser("bench", help="training throughput of each network: eager, graphed, compiled, ensemble")
     p.add_argument("--network", nargs="*", choices=list(NETWORKS), default=None)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--mode", nargs="*", choices=list(MODES), default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=None, help="steps per timed epoch (default 50 CUDA, 4 CPU)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile on a CPU (slow to compile)")
+    p.add_argument("--reference", action="store_true", help="also time the write-ups' DataLoader loop")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference loop")
-    p.add_argument("--concurrent", type=int, default=0, metavar="N",
-                   help="instead: chapter-3 networks trained N at a time vs one after another")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per run for --concurrent")
     p.set_defaults(func=_run)

@@ -87,7 +87,7 @@ class ProbeConfig:
 
 # Settings that change how fast a run goes, not what it computes; they stay out of the hash so a
 # result computed on one machine is reused on another.
-EXECUTION_KEYS = ("device", "amp", "channels_last", "compile")
+EXECUTION_KEYS = ("device", "amp", "channels_last", "compile", "cuda_graphs")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA
     channels_last: bool = True  # memory format for conv nets on CUDA
-    compile: bool = False  # torch.compile on CUDA
+    compile: bool = False  # torch.compile of the training step
+    cuda_graphs: bool = True  # replay each training step from a CUDA graph (CUDA only)
 
     # ----------------------------------------------------------------- construction
     @classmethod

@@ -1,7 +1,7 @@
 """Datasets by name, split as the studies need, held whole as tensors on the run's device.
 
-Images are kept as uint8 (N, C, H, W); shuffling, random crop with padding and horizontal flip happen batched
-on the device with a seeded generator, so the loop has no worker processes and no per-image Python.
+Images are kept as uint8 (N, C, H, W); batches are cut, augmented and normalised on the device by
+``hpnb.batches``, so the loop has no worker processes and no per-image Python.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -304,56 +304,3 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataSplits
         mean=None if mean is None else mean.to(device), std=None if std is None else std.to(device),
         description=f"{source}; {num_classes} classes; {sizes}",
     )
-
-
-# --------------------------------------------------------------------------- batches on the device
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Pad with zeros and cut a random window of the original size from each image, in one gather."""
-    if padding == 0:
-        return x
-    n, c, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4)
-    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    return padded[torch.arange(n, device=x.device)[:, None, None, None],
-                  torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
-
-
-def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
-
-
-class Batches:
-    """Iterate over a TensorSet in (optionally shuffled and augmented) normalised batches."""
-
-    def __init__(self, data: TensorSet, batch_size: int, mean=None, std=None, shuffle: bool = False,
-                 crop_padding: int = 0, flip: bool = False, drop_last: bool = False,
-                 generator: Optional[torch.Generator] = None, channels_last: bool = False):
-        self.data, self.batch_size, self.shuffle, self.drop_last = data, batch_size, shuffle, drop_last
-        self.crop_padding, self.flip, self.generator, self.channels_last = crop_padding, flip, generator, channels_last
-        self.mean = None if mean is None else mean.view(1, -1, 1, 1).float()
-        self.std = None if std is None else std.view(1, -1, 1, 1).float()
-
-    def __len__(self) -> int:
-        n = len(self.data)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, device = len(self.data), self.data.y.device
-        order = (torch.randperm(n, device=device, generator=self.generator) if self.shuffle
-                 else torch.arange(n, device=device))
-        for b in range(len(self)):
-            index = order[b * self.batch_size:(b + 1) * self.batch_size]
-            x, y = self.data.x[index], self.data.y[index]
-            if x.dim() == 4:
-                if self.crop_padding:
-                    x = random_crop(x, self.crop_padding, self.generator)
-                if self.flip:
-                    x = random_flip(x, self.generator)
-                x = (x.float().div_(255) - self.mean) / self.std
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y

@@ -73,7 +73,14 @@ class ChapterResults:
     references: list[dict] = field(default_factory=list)
     claims: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    runs: dict = field(default_factory=lambda: {"trained": 0, "cached": 0, "failed": 0})
     started: float = field(default_factory=time.time)
+
+    def count_runs(self, *sweeps: pd.DataFrame) -> None:
+        """Add what each sweep trained, reused and lost (its ``attrs``) to the chapter's tally."""
+        for df in sweeps:
+            for key in self.runs:
+                self.runs[key] += df.attrs.get(key, 0)
 
     def reference(self, item: str, reference: float, values: Sequence[float], unit: str = "") -> dict:
         """Record a write-up number beside the reproduced mean (± std over seeds)."""
@@ -104,13 +111,11 @@ class ChapterResults:
         return pd.DataFrame(self.claims)
 
     def save(self, directory: str | Path | None = None) -> Path:
-        from .runner import COUNTERS
-
         directory = Path(directory) if directory else paths.results_dir(self.profile)
         directory.mkdir(parents=True, exist_ok=True)
         payload = {"chapter": self.chapter, "title": self.title, "profile": self.profile, "data": self.data,
                    "references": self.references, "claims": self.claims, "notes": self.notes,
-                   "runs": dict(COUNTERS), "seconds": time.time() - self.started}
+                   "runs": dict(self.runs), "seconds": time.time() - self.started}
         path = directory / f"{self.chapter}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=1, default=_json_default, allow_nan=False))

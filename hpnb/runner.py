@@ -1,12 +1,25 @@
-"""``train``: run one config through the store — cached if finished, resumed if interrupted, locked while running."""
+"""Training runs through the store: cached when finished, resumed when interrupted, locked while running, and
+trained together as ensembles where they can be.
+
+``train`` handles one run; ``train_runs`` many: it takes each run's lock, reuses what the store holds, groups
+the rest into ensembles (``hpnb.ensembles``), trains them, stores every member as its own run, and leaves runs
+another process holds for last, waiting for them.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Sequence, Union
 
 from .config import RunConfig
+from .data import load_data
+from .ensembles import group, member_cap
 from .store import RunStore
-from .train import Run, fit
+from .train import EpochState, Run, ensemble_key, fit_members, resolve_device
 
 ConfigLike = Union[RunConfig, dict, str, Path]
 StoreLike = Union[RunStore, str, Path, None]
@@ -15,6 +28,20 @@ DEFAULT = "default"
 
 class RunBusy(RuntimeError):
     """Another process is training this run right now."""
+
+
+@dataclass
+class Outcome:
+    """What became of one asked-for run: its Run (trained or reused), or the error that stopped it."""
+
+    config: RunConfig
+    run: Optional[Run] = None
+    error: Optional[str] = None
+    trace: str = ""
+
+    @property
+    def cached(self) -> bool:
+        return self.run is not None and self.run.cached
 
 
 def as_config(config: ConfigLike) -> RunConfig:
@@ -33,8 +60,30 @@ def as_store(store: StoreLike) -> RunStore | None:
     return RunStore(None if store == DEFAULT else store)
 
 
-# Counts of what this process trained and reused, for the report's index page.
-COUNTERS = {"trained": 0, "cached": 0}
+def checkpoint_seconds() -> float:
+    """Least time between checkpoints of a run ($HPNB_CHECKPOINT_SECONDS, default 60; 0: every epoch). The
+    last epoch is always checkpointed. Big ensembles would otherwise spend their time writing weights."""
+    return float(os.environ.get("HPNB_CHECKPOINT_SECONDS", "60"))
+
+
+class _Checkpointer:
+    def __init__(self, store: RunStore, cfgs: Sequence[RunConfig]):
+        self.store, self.cfgs, self.last = store, cfgs, time.monotonic()
+        self.every = checkpoint_seconds()
+
+    def __call__(self, epoch: int, training: list[int], state_of: Callable[[int], EpochState]) -> None:
+        if epoch < self.cfgs[0].epochs and time.monotonic() - self.last < self.every:
+            return
+        for i in training:
+            self.store.save_epoch(self.cfgs[i], state_of(i))
+        self.last = time.monotonic()
+
+
+def _fit_and_store(cfgs: list[RunConfig], resumes: list, store: RunStore | None, progress: bool,
+                   data=None) -> list[Run]:
+    on_epoch = _Checkpointer(store, cfgs) if store is not None else None
+    runs = fit_members(cfgs, resumes, on_epoch, progress=progress, data=data)
+    return [store.save_run(run) if store is not None else run for run in runs]
 
 
 def train(config: ConfigLike, store: StoreLike = DEFAULT, progress: bool = True, wait: bool = True) -> Run:
@@ -47,16 +96,96 @@ def train(config: ConfigLike, store: StoreLike = DEFAULT, progress: bool = True,
     cfg = as_config(config)
     run_store = as_store(store)
     if run_store is None:
-        COUNTERS["trained"] += 1
-        return fit(cfg, progress=progress)
+        return _fit_and_store([cfg], [None], None, progress)[0]
     with run_store.lock(cfg, wait=wait) as held:
         if not held:
             raise RunBusy(cfg.hash)
         cached = run_store.load(cfg)
         if cached is not None:
-            COUNTERS["cached"] += 1
             return cached
-        state = run_store.load_checkpoint(cfg)
-        run = fit(cfg, resume=state, on_epoch=lambda s: run_store.save_epoch(cfg, s), progress=progress)
-        COUNTERS["trained"] += 1
-        return run_store.save_run(run)
+        return _fit_and_store([cfg], [run_store.load_checkpoint(cfg)], run_store, progress)[0]
+
+
+def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progress: bool = True,
+               max_members: Optional[int] = None,
+               on_outcome: Optional[Callable[[Outcome], None]] = None) -> list[Outcome]:
+    """Train or reuse every config; one Outcome per config, in order. Runs that can train together do, up
+    to ``max_members`` per ensemble (default: what fits in memory). A run that raises is recorded, not raised,
+    and the others go on; if an ensemble raises, its members are retried one at a time."""
+    cfgs = [as_config(c) for c in configs]
+    unique = list({cfg.hash: cfg for cfg in cfgs}.values())
+    run_store = as_store(store)
+    outcomes: dict[str, Outcome] = {}
+    held: dict[str, contextlib.ExitStack] = {}  # locks of the runs this call trains, released as each ends
+
+    def done(outcome: Outcome) -> None:
+        outcomes[outcome.config.hash] = outcome
+        if outcome.config.hash in held:
+            held.pop(outcome.config.hash).close()
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    ready, deferred = [], []
+    try:
+        for cfg in unique:
+            if run_store is None:
+                ready.append((cfg, None))
+                continue
+            lock = contextlib.ExitStack()
+            if not lock.enter_context(run_store.lock(cfg, wait=False)):
+                lock.close()
+                deferred.append(cfg)  # another process trains it: wait for it at the end
+                continue
+            held[cfg.hash] = lock
+            cached = run_store.load(cfg)
+            if cached is not None:
+                done(Outcome(cfg, cached))
+                continue
+            ready.append((cfg, run_store.load_checkpoint(cfg)))
+        _train_ready(ready, run_store, progress, max_members, done)
+    finally:
+        for lock in held.values():
+            lock.close()
+    for cfg in deferred:
+        try:
+            done(Outcome(cfg, train(cfg, run_store, progress=progress, wait=True)))
+        except Exception as err:
+            done(Outcome(cfg, error=f"{type(err).__name__}: {err}", trace=traceback.format_exc(limit=3)))
+    return [outcomes[cfg.hash] for cfg in cfgs]
+
+
+def _train_ready(ready: list, store: RunStore | None, progress: bool, max_members: Optional[int], done) -> None:
+    """Train runs whose locks are held: grouped by what they share and the epoch they resume from."""
+    by_kind: dict[tuple, list] = {}
+    for cfg, state in ready:
+        by_kind.setdefault((ensemble_key(cfg), 0 if state is None else state.epoch), []).append((cfg, state))
+    for members in by_kind.values():
+        cfgs = [cfg for cfg, _ in members]
+        try:
+            device = resolve_device(cfgs[0].device)
+            data = load_data(cfgs[0].data, device)
+            cap = member_cap(cfgs[0], data.input_shape, data.num_classes, device, max_members)
+        except Exception as err:  # the data or device is missing: every member fails alike
+            for cfg in cfgs:
+                done(Outcome(cfg, error=f"{type(err).__name__}: {err}", trace=traceback.format_exc(limit=3)))
+            continue
+        for chunk in group(cfgs, {ensemble_key(cfgs[0]): cap}):
+            _train_chunk([members[i] for i in chunk], store, progress, data, done)
+
+
+def _train_chunk(members: list, store: RunStore | None, progress: bool, data, done) -> None:
+    cfgs, resumes = [m[0] for m in members], [m[1] for m in members]
+    try:
+        runs = _fit_and_store(cfgs, resumes, store, progress, data)
+    except Exception as err:
+        if len(members) > 1:  # find out which member is at fault: each on its own
+            for member in members:
+                _train_chunk([member], store, progress, data, done)
+            return
+        done(Outcome(cfgs[0], error=f"{type(err).__name__}: {err}", trace=traceback.format_exc(limit=3)))
+        return
+    for cfg, run in zip(cfgs, runs):
+        done(Outcome(cfg, run))
+
+
+__all__ = ["train", "train_runs", "Outcome", "RunBusy", "as_config", "as_store", "checkpoint_seconds"]

@@ -1,26 +1,37 @@
-"""The one training loop: per-epoch metrics, probes, divergence detection and resumable state."""
+"""The one training loop: K runs of one network trained together (K = 1 for a run alone), with per-epoch
+metrics, probes, divergence detection and resumable state for every run.
+
+Each run keeps everything that makes it itself: its seed and initialisation, its own generator for data order,
+augmentation and dropout, its own learning rate per step (schedule or update strategy), its own divergence,
+probes and history. A run therefore ends the same, to float rounding, whether it trains alone or in an
+ensemble; that is what lets the store keep each member as an ordinary run.
+"""
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .batches import EvalBatches, TrainBatches
 from .config import RunConfig
-from .data import Batches, DataSplits, load_data
+from .data import DataSplits, load_data
 from .init import initialise
-from .models import build_model, count_parameters
+from .models import build_model
 from .optim import build_optimizer
 from .probes import activation_variance, input_output_cka, roc_auc
 from .schedules import PER_BATCH, build_schedule, build_strategy, set_lr
+from .stack import ModelStack
+from .step import TrainStep, autocast_for
+
+CHECKPOINT_FORMAT = 2  # bump when EpochState changes meaning; older checkpoints are restarted, not misread
 
 
 @dataclass
@@ -42,20 +53,21 @@ class Run:
 
 @dataclass
 class EpochState:
-    """Everything needed to continue a run after ``epoch`` (what a checkpoint holds)."""
+    """Everything needed to continue one run after ``epoch`` (what its checkpoint holds)."""
 
     epoch: int
     model: dict
-    optimizer: dict
+    optimizer: dict  # the run's slice of the stacked optimizer state
+    lr: float  # the rate the next epoch starts from
     schedule: dict
     strategy: dict
     generator: torch.Tensor
-    cpu_rng: torch.Tensor
-    cuda_rng: Optional[list]
     history: list[dict]
     grad_norms: list[dict] = field(default_factory=list)
     activations: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    cka_init: Optional[float] = None
+    format: int = CHECKPOINT_FORMAT
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,46 +90,51 @@ def build(cfg: RunConfig, data: DataSplits, device: torch.device) -> nn.Module:
     model = build_model(cfg.model.name, **cfg.model.options, **context)
     initialise(model, cfg.init.name, cfg.init.options)
     model.to(device)
-    if device.type == "cuda" and cfg.channels_last and data.is_image:
+    if uses_channels_last(cfg, data, device):
         model.to(memory_format=torch.channels_last)
     return model
 
 
-def _autocast(cfg: RunConfig, device: torch.device):
-    if device.type == "cuda" and cfg.amp:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def uses_channels_last(cfg: RunConfig, data: DataSplits, device: torch.device) -> bool:
+    return device.type == "cuda" and cfg.channels_last and data.is_image
+
+
+def uses_graphs(cfg: RunConfig, device: torch.device) -> bool:
+    return device.type == "cuda" and cfg.cuda_graphs and not cfg.compile
+
+
+def training_batches(cfg: RunConfig, data: DataSplits, device: torch.device) -> TrainBatches:
+    """The shuffled (and, for images, augmented) training batches of an epoch, as ``cfg`` asks."""
+    augment = cfg.data.augment and data.is_image
+    return TrainBatches(data.train, cfg.batch_size, data.mean, data.std,
+                        crop_padding=cfg.data.crop_padding if augment else 0, flip=augment and cfg.data.flip,
+                        drop_last=cfg.drop_last, channels_last=uses_channels_last(cfg, data, device))
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Batches, cfg: RunConfig, device: torch.device, binary: bool) -> dict:
-    """Mean loss and accuracy (and ROC-AUC for binary tasks) over ``batches`` in eval mode."""
-    model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+def evaluate(stack: ModelStack, batches: EvalBatches, amp: bool, binary: bool) -> list[dict]:
+    """Every member's mean loss and accuracy (and ROC-AUC for binary tasks) over ``batches``, in eval mode."""
+    stack.train(False)
+    k, device = stack.k, stack.device
+    loss_sum = torch.zeros(k, device=device)
+    correct = torch.zeros(k, device=device, dtype=torch.long)
     scores = []
     for x, y in batches:
-        with _autocast(cfg, device):
-            out = model(x)
-        out = out.float()
-        loss_sum += F.cross_entropy(out, y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
+        with autocast_for(device, amp):
+            out = stack.logits(x)
+        out = out.to(torch.promote_types(out.dtype, torch.float32))
+        loss_sum += F.cross_entropy(out.flatten(0, 1), y.repeat(k), reduction="none").view(k, -1).sum(1)
+        correct += (out.argmax(-1) == y).sum(1)
         if binary:
-            scores.append(out.softmax(1)[:, 1])
+            scores.append(out.softmax(-1)[..., 1])
     n = len(batches.data)
-    result = {"loss": loss_sum.item() / n, "acc": correct.item() / n}
+    losses, hits = (loss_sum / n).tolist(), correct.tolist()
+    results = [{"loss": losses[i], "acc": hits[i] / n} for i in range(k)]
     if binary:
-        result["auc"] = roc_auc(torch.cat(scores), batches.data.y)
-    return result
-
-
-def training_batches(cfg: RunConfig, data: DataSplits, generator: torch.Generator) -> Batches:
-    """The shuffled (and, for images, augmented) training batches of one epoch, as ``cfg`` asks."""
-    augment = cfg.data.augment and data.is_image
-    return Batches(data.train, cfg.batch_size, data.mean, data.std, shuffle=True,
-                   crop_padding=cfg.data.crop_padding if augment else 0, flip=augment and cfg.data.flip,
-                   drop_last=cfg.drop_last, generator=generator,
-                   channels_last=generator.device.type == "cuda" and cfg.channels_last and data.is_image)
+        scores = torch.cat(scores, dim=1)
+        for i in range(k):
+            results[i]["auc"] = roc_auc(scores[i], batches.data.y)
+    return results
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
@@ -128,138 +145,228 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
     return tqdm(total=total, initial=initial, desc=desc, unit="epoch", leave=False, dynamic_ncols=True)
 
 
+class Member:
+    """One run's own state inside an ensemble: rate, schedule, strategy, generator, history, probes."""
+
+    def __init__(self, cfg: RunConfig, steps_per_epoch: int, device: torch.device):
+        self.cfg = cfg
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(cfg.seed)
+        # torch's schedulers drive a stand-in optimizer; its rate is read off for every step.
+        self.rate = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=cfg.optimizer.options["lr"])
+        self.schedule = build_schedule(self.rate, cfg.schedule.name, cfg.schedule.options, cfg.epochs,
+                                       steps_per_epoch)
+        self.per_batch = cfg.schedule.name in PER_BATCH
+        self.strategy = build_strategy(cfg.strategy.name, cfg.strategy.options, r0=self.lr)
+        self.history: list[dict] = []
+        self.grad_norms: list[dict] = []
+        self.activations: list[dict] = []
+        self.seconds = 0.0
+        self.status, self.diverged_at = "finished", None
+        self.cka_init: Optional[float] = None
+
+    @property
+    def lr(self) -> float:
+        return self.rate.param_groups[0]["lr"]
+
+    @property
+    def active(self) -> bool:
+        return self.status != "diverged"
+
+    def epoch_rates(self, steps: int) -> list[float]:
+        """The rate of every step of the coming epoch (per-batch schedules advance as they go)."""
+        rates = []
+        for _ in range(steps):
+            rates.append(self.lr)
+            if self.per_batch:
+                self.rate.step()  # a no-op update: the stand-in's gradient is None
+                self.schedule.step()
+        return rates
+
+    def end_epoch(self, val_loss: Optional[float]) -> None:
+        """Advance an epoch schedule, then let the strategy set the next rate from the validation loss."""
+        if not self.per_batch:
+            self.rate.step()
+            self.schedule.step()
+        if val_loss is not None:
+            new_lr = self.strategy.after_epoch(val_loss)
+            if new_lr is not None:
+                set_lr(self.rate, new_lr)
+
+    def restore(self, state: EpochState) -> None:
+        set_lr(self.rate, state.lr)
+        self.schedule.load_state_dict(state.schedule)
+        self.strategy.load_state_dict(state.strategy)
+        self.generator.set_state(state.generator)
+        self.history, self.grad_norms = list(state.history), list(state.grad_norms)
+        self.activations, self.seconds, self.cka_init = list(state.activations), state.seconds, state.cka_init
+
+
+def ensemble_key(cfg: RunConfig) -> str:
+    """Runs with equal keys can train together: same network, data, batches, optimizer family, epochs and
+    probes; they may differ in seed, initialisation, optimizer hyperparameters, schedule and strategy."""
+    import json
+
+    raw = cfg.to_dict()
+    for key in ("seed", "init", "schedule", "strategy"):
+        raw.pop(key)
+    raw["optimizer"] = raw["optimizer"]["name"]
+    return json.dumps(raw, sort_keys=True, default=str)
+
+
+def fit_members(cfgs: Sequence[RunConfig], resumes: Optional[Sequence[Optional[EpochState]]] = None,
+                on_epoch: Optional[Callable[[int, list[int], Callable[[int], EpochState]], None]] = None,
+                progress: bool = True, data: Optional[DataSplits] = None) -> list[Run]:
+    """Train ``cfgs`` together (they must share ``ensemble_key``), each from scratch or from its ``resumes``
+    entry (all at the same epoch). After every epoch, ``on_epoch(epoch, training, state_of)`` gets the indices
+    of the members still training and may call ``state_of(i)`` for member i's checkpoint."""
+    cfgs = list(cfgs)
+    resumes = list(resumes) if resumes is not None else [None] * len(cfgs)
+    if len({ensemble_key(c) for c in cfgs}) != 1:
+        raise ValueError("fit_members: these runs cannot train together (see ensemble_key)")
+    starts = {0 if r is None else r.epoch for r in resumes}
+    if len(starts) != 1:
+        raise ValueError(f"fit_members: members resume from different epochs {sorted(starts)}")
+    first = cfgs[0]
+    device = resolve_device(first.device)
+    data = data or load_data(first.data, device)
+    train_batches = training_batches(first, data, device)
+    steps = len(train_batches)
+    if steps == 0:
+        raise ValueError(f"batch_size {first.batch_size} with drop_last leaves no batch of {len(data.train)} samples")
+    stack = ModelStack([build(cfg, data, device) for cfg in cfgs])
+    if first.probes.grad_norm and first.probes.grad_norm not in stack.params:
+        raise ValueError(f"probes.grad_norm: the model has no parameter {first.probes.grad_norm!r}")
+    optimizer = build_optimizer(first.optimizer.name, stack.params, [c.optimizer.options for c in cfgs])
+    members = [Member(cfg, steps, device) for cfg in cfgs]
+    channels_last = uses_channels_last(first, data, device)
+    splits = {"val": data.val, "test": None if data.test is data.val else data.test}
+    eval_batches = {name: EvalBatches(split, first.eval_batch_size, data.mean, data.std, channels_last)
+                    for name, split in splits.items() if split is not None}
+    binary = data.num_classes == 2 or first.probes.roc_auc
+    probe_x = cka_x = None
+    if first.probes.activation_variance:
+        probe_x = EvalBatches(data.val if data.val is not None else data.train, 1, data.mean, data.std).first(
+            first.probes.activation_samples)
+    if first.probes.cka:
+        if not hasattr(stack.template, "features"):
+            raise ValueError(f"probes.cka: model {first.model.name!r} exposes no 'features' (last hidden layer)")
+        cka_x = EvalBatches(data.test if data.test is not None else data.train, 1, data.mean, data.std).first(2048)
+
+    start = starts.pop() + 1
+    for i, (member, state) in enumerate(zip(members, resumes)):
+        if state is not None:
+            stack.load_state_dict(i, state.model)
+            optimizer.load_member_state(i, state.optimizer)
+            member.restore(state)
+            continue
+        if cka_x is not None:
+            member.cka_init = input_output_cka(stack.module(i), cka_x)
+        if probe_x is not None:
+            member.activations += [{"epoch": 0, **r} for r in activation_variance(stack.module(i), probe_x)]
+
+    step = TrainStep(stack, optimizer, first.amp, first.probes.grad_norm, compile=first.compile)
+    if uses_graphs(first, device):
+        from .graphs import GraphedStep
+
+        step_fn = GraphedStep(step)
+    else:
+        step_fn = step
+    active = torch.tensor([float(m.active) for m in members], device=device, dtype=torch.float64)
+    generators = [m.generator for m in members]
+    label = f"run {first.hash[:8]}" if len(cfgs) == 1 else f"ensemble of {len(cfgs)} runs"
+    bar = _progress(first.epochs, start - 1, label, progress)
+    n_seen = train_batches.seen()
+    for epoch in range(start, first.epochs + 1):
+        stack.set_epoch(epoch)
+        stack.train(True)
+        rates = torch.tensor([m.epoch_rates(steps) for m in members], dtype=torch.float64).T.to(device)
+        starting_lr = rates[0].tolist()
+        step.begin_epoch(steps)
+        t0 = time.perf_counter()
+        draws = train_batches.draw(generators)
+        for s, (x, y) in enumerate(train_batches.batches(draws)):
+            step_fn(x, y, stack.noise(y.shape[1], generators), rates[s], active)
+        losses = (step.loss_sum / n_seen).tolist()  # the epoch's one host sync
+        hits = step.correct.tolist()
+        train_seconds = time.perf_counter() - t0
+        norms = step.norms.T.cpu().tolist() if step.norms is not None else None
+        with_test = first.test_every_epoch or epoch == first.epochs
+        results = {name: evaluate(stack, batches, first.amp, binary) for name, batches in eval_batches.items()
+                   if name != "test" or with_test}
+        for i, member in enumerate(members):
+            if not member.active:
+                continue
+            row = {"epoch": epoch, "lr": starting_lr[i], "train_loss": losses[i], "train_acc": hits[i] / n_seen}
+            if norms is not None:
+                base = len(member.grad_norms)
+                member.grad_norms += [{"step": base + j + 1, "epoch": epoch, "grad_norm": v}
+                                      for j, v in enumerate(norms[i])]
+                row["grad_norm_mean"] = sum(norms[i]) / len(norms[i])
+            if not math.isfinite(losses[i]):
+                member.status, member.diverged_at = "diverged", epoch
+                active[i] = 0.0
+            else:
+                _record_evaluation(row, results, i, copy_val_to_test=with_test and data.test is data.val)
+                member.end_epoch(row.get("val_loss"))
+                if probe_x is not None and epoch == member.cfg.epochs:  # at init (above) and after training
+                    member.activations += [{"epoch": epoch, **r}
+                                           for r in activation_variance(stack.module(i), probe_x)]
+                if cka_x is not None:
+                    row["cka"] = input_output_cka(stack.module(i), cka_x)
+            epoch_seconds = time.perf_counter() - t0
+            member.seconds += epoch_seconds
+            row.update(seconds=train_seconds, samples_per_sec=n_seen / train_seconds)
+            member.history.append(row)
+        if bar is not None:
+            bar.update(1)
+            if len(members) == 1 and members[0].history:
+                row = members[0].history[-1]
+                bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_acc") if k in row})
+        if not any(m.active for m in members):
+            break
+        if on_epoch is not None:
+            training = [i for i, m in enumerate(members) if m.active]
+            on_epoch(epoch, training, lambda i, epoch=epoch: _state(stack, optimizer, members[i], i, epoch))
+    if bar is not None:
+        bar.close()
+    return [_finish(m, stack, i, device, data) for i, m in enumerate(members)]
+
+
+def _record_evaluation(row: dict, results: dict, i: int, copy_val_to_test: bool) -> None:
+    for name, per_member in results.items():
+        for key, value in per_member[i].items():
+            row[f"{name}_{key}"] = value
+    if copy_val_to_test:  # validating on the test split: measured once
+        row.update({k.replace("val_", "test_", 1): v for k, v in list(row.items()) if k.startswith("val_")})
+
+
+def _state(stack: ModelStack, optimizer, member: Member, i: int, epoch: int) -> EpochState:
+    return EpochState(epoch=epoch, model=stack.state_dict(i), optimizer=optimizer.member_state(i), lr=member.lr,
+                      schedule=member.schedule.state_dict(), strategy=member.strategy.state_dict(),
+                      generator=member.generator.get_state(), history=list(member.history),
+                      grad_norms=list(member.grad_norms), activations=list(member.activations),
+                      seconds=member.seconds, cka_init=member.cka_init)
+
+
+def _finish(member: Member, stack: ModelStack, i: int, device: torch.device, data: DataSplits) -> Run:
+    frame = pd.DataFrame(member.history)
+    summary = summarise(member.cfg, frame, member.status, member.diverged_at, member.seconds,
+                        stack.parameter_count(), device, data)
+    summary["ensemble_size"] = stack.k
+    if member.cka_init is not None:
+        summary["cka_init"] = member.cka_init
+    return Run(member.cfg, frame, summary,
+               grad_norms=pd.DataFrame(member.grad_norms) if member.grad_norms else None,
+               activations=pd.DataFrame(member.activations) if member.activations else None)
+
+
 def fit(cfg: RunConfig, resume: Optional[EpochState] = None,
         on_epoch: Optional[Callable[[EpochState], None]] = None, progress: bool = True,
         data: Optional[DataSplits] = None) -> Run:
-    """Train ``cfg`` from scratch or from ``resume``; call ``on_epoch`` with the state after every epoch."""
-    device = resolve_device(cfg.device)
-    data = data or load_data(cfg.data, device)
-    model = build(cfg, data, device)
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer.name, cfg.optimizer.options)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(cfg.seed)
-    channels_last = device.type == "cuda" and cfg.channels_last and data.is_image
-    train_batches = training_batches(cfg, data, generator)
-    if len(train_batches) == 0:
-        raise ValueError(f"batch_size {cfg.batch_size} with drop_last leaves no batch of {len(data.train)} samples")
-    eval_batches = {name: Batches(split, cfg.eval_batch_size, data.mean, data.std, channels_last=channels_last)
-                    for name, split in (("val", data.val), ("test", data.test)) if split is not None}
-    schedule = build_schedule(optimizer, cfg.schedule.name, cfg.schedule.options, cfg.epochs, len(train_batches))
-    per_batch = cfg.schedule.name in PER_BATCH
-    strategy = build_strategy(cfg.strategy.name, cfg.strategy.options, r0=optimizer.param_groups[0]["lr"])
-    binary = data.num_classes == 2 or cfg.probes.roc_auc
-    probe_param = dict(model.named_parameters()).get(cfg.probes.grad_norm) if cfg.probes.grad_norm else None
-    if cfg.probes.grad_norm and probe_param is None:
-        raise ValueError(f"probes.grad_norm: the model has no parameter {cfg.probes.grad_norm!r}")
-    probe_x = None
-    if cfg.probes.activation_variance:
-        probe_source = data.val if data.val is not None else data.train
-        probe_x, _ = next(iter(Batches(probe_source, cfg.probes.activation_samples, data.mean, data.std)))
-
-    cka_x = None
-    if cfg.probes.cka:
-        if not hasattr(model, "features"):
-            raise ValueError(f"probes.cka: model {cfg.model.name!r} exposes no 'features' (last hidden layer)")
-        cka_source = data.test if data.test is not None else data.train
-        cka_x, _ = next(iter(Batches(cka_source, 2048, data.mean, data.std)))
-
-    history, grad_norms, activations, seconds, start = [], [], [], 0.0, 1
-    cka_init = input_output_cka(model, cka_x) if cka_x is not None else None
-    if resume is not None:
-        model.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        schedule.load_state_dict(resume.schedule)
-        strategy.load_state_dict(resume.strategy)
-        generator.set_state(resume.generator)
-        torch.set_rng_state(resume.cpu_rng)
-        if resume.cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state_all(resume.cuda_rng)
-        history, grad_norms = list(resume.history), list(resume.grad_norms)
-        activations, seconds, start = list(resume.activations), resume.seconds, resume.epoch + 1
-    elif probe_x is not None:
-        activations += [{"epoch": 0, **r} for r in activation_variance(model, probe_x)]
-
-    run_model = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-    bar = _progress(cfg.epochs, start - 1, f"run {cfg.hash[:8]}", progress)
-    status, diverged_at = "finished", None
-    step = len(grad_norms)
-    for epoch in range(start, cfg.epochs + 1):
-        if hasattr(model, "set_epoch"):
-            model.set_epoch(epoch)
-        model.train()
-        lr = optimizer.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        norms = []
-        t0 = time.perf_counter()
-        for x, y in train_batches:
-            with _autocast(cfg, device):
-                out = run_model(x)
-            loss = F.cross_entropy(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if probe_param is not None:  # after backward, before the step
-                norms.append(torch.linalg.vector_norm(probe_param.grad.detach().float()))
-            optimizer.step()
-            if per_batch:
-                schedule.step()
-            # Accumulate on the device: no host sync inside the step.
-            loss_sum += loss.detach() * len(y)
-            correct += (out.detach().argmax(1) == y).sum()
-        n_seen = len(train_batches) * cfg.batch_size if cfg.drop_last else len(data.train)
-        train_loss = loss_sum.item() / n_seen
-        train_seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": correct.item() / n_seen}
-        if norms:
-            values = torch.stack(norms).cpu().tolist()
-            grad_norms += [{"step": step + i + 1, "epoch": epoch, "grad_norm": v} for i, v in enumerate(values)]
-            step += len(values)
-            row["grad_norm_mean"] = sum(values) / len(values)
-        if not math.isfinite(train_loss):
-            status, diverged_at = "diverged", epoch
-        else:
-            for name, batches in eval_batches.items():
-                if name == "test" and not (cfg.test_every_epoch or epoch == cfg.epochs):
-                    continue
-                if name == "test" and data.test is data.val:  # validating on the test split: measured once
-                    row.update({k.replace("val_", "test_", 1): v for k, v in list(row.items()) if k.startswith("val_")})
-                    continue
-                for key, value in evaluate(model, batches, cfg, device, binary).items():
-                    row[f"{name}_{key}"] = value
-            if not per_batch:
-                schedule.step()
-            if "val_loss" in row:
-                new_lr = strategy.after_epoch(row["val_loss"])
-                if new_lr is not None:
-                    set_lr(optimizer, new_lr)
-            if probe_x is not None and epoch == cfg.epochs:  # at init (above) and after training
-                activations += [{"epoch": epoch, **r} for r in activation_variance(model, probe_x)]
-            if cka_x is not None:
-                row["cka"] = input_output_cka(model, cka_x)
-        seconds += time.perf_counter() - t0
-        row.update(seconds=train_seconds, samples_per_sec=n_seen / train_seconds)
-        history.append(row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_acc") if k in row})
-        if status == "diverged":
-            break
-        if on_epoch is not None:
-            on_epoch(EpochState(
-                epoch=epoch, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                schedule=schedule.state_dict(), strategy=strategy.state_dict(), generator=generator.get_state(),
-                cpu_rng=torch.get_rng_state(),
-                cuda_rng=torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                history=history, grad_norms=grad_norms, activations=activations, seconds=seconds))
-    if bar is not None:
-        bar.close()
-    frame = pd.DataFrame(history)
-    summary = summarise(cfg, frame, status, diverged_at, seconds, count_parameters(model), device, data)
-    if cka_init is not None:
-        summary["cka_init"] = cka_init
-    return Run(cfg, frame, summary,
-               grad_norms=pd.DataFrame(grad_norms) if grad_norms else None,
-               activations=pd.DataFrame(activations) if activations else None)
+    """Train one run alone (an ensemble of one); ``on_epoch`` receives its state after every epoch."""
+    callback = None if on_epoch is None else (lambda epoch, training, state_of: on_epoch(state_of(0)))
+    return fit_members([cfg], [resume], callback, progress, data)[0]
 
 
 def summarise(cfg: RunConfig, history: pd.DataFrame, status: str, diverged_at, seconds: float,
@@ -279,4 +386,5 @@ def describe_data(cfg: RunConfig) -> str:
     return load_data(cfg.data, "cpu").description
 
 
-__all__ = ["Run", "EpochState", "fit", "evaluate", "build", "training_batches", "resolve_device", "describe_data"]
+__all__ = ["Run", "EpochState", "fit", "fit_members", "ensemble_key", "evaluate", "build", "training_batches",
+           "resolve_device", "describe_data"]

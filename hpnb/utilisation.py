@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import Batches
+from .batches import TrainBatches
 
 
 def training_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
@@ -52,11 +52,12 @@ def matmul_rate(device: torch.device | str, size: int | None = None, repeats: in
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def batch_seconds(batches: Batches, device: torch.device) -> float:
-    """Seconds to produce every batch of one epoch (index, gather, augment, normalise) with no model."""
+def batch_seconds(batches: TrainBatches, generators: list[torch.Generator], device: torch.device) -> float:
+    """Seconds to produce every batch of one epoch for the runs of ``generators`` (draw, gather, augment,
+    normalise) with no model."""
     _synchronize(device)
     start = time.perf_counter()
-    for x, _ in batches:
+    for _ in batches.batches(batches.draw(generators)):
         pass
     _synchronize(device)
     return time.perf_counter() - start

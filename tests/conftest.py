@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HPNB_PROGRESS", "0")
+os.environ.setdefault("HPNB_CHECKPOINT_SECONDS", "0")  # checkpoint every epoch: tests interrupt runs mid-way
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -39,3 +40,11 @@ def store(tmp_path):
     from hpnb import RunStore
 
     return RunStore(tmp_path / "runs")
+
+
+# An ensemble slow enough to be killed mid-way (≈ 0.5 s an epoch): augmentation and dropout, so the generator
+# states must survive the kill too.
+SLOW_ENSEMBLE = [tiny_dict(model={"name": "cifar_cnn"}, data={"name": "digits", "image_size": 16, "channels": 3,
+                                                               "augment": True, "crop_padding": 2},
+                           batch_size=32, epochs=8, seed=seed, optimizer={"name": "sgd", "lr": lr, "momentum": 0.9})
+                 for seed, lr in ((0, 0.01), (1, 0.01), (0, 0.02))]

@@ -44,7 +44,7 @@ def test_project_with_a_bad_profile_exits_2_before_timing_anything(tmp_path):
     for f in (REPO / "params" / "smoke").iterdir():
         (params / f.name).write_text(f.read_text())
     (params / "03_lr_decay_sequences.yaml").write_text(
-        (REPO / "params" / "smoke" / "03_lr_decay_sequences.yaml").read_text().replace("jobs: 1", "jobs: 0"))
+        (REPO / "params" / "smoke" / "03_lr_decay_sequences.yaml").read_text().replace("r0: 0.01", "r0: 0"))
     out = hpnb("project", "--profile", str(params), cwd=REPO)
-    assert out.returncode == 2 and "03_lr_decay_sequences.yaml: jobs: got 0" in out.stderr, out.stderr
+    assert out.returncode == 2 and "03_lr_decay_sequences.yaml: r0: got 0" in out.stderr, out.stderr
     assert out.stdout == ""  # nothing was timed

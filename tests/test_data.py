@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from hpnb import DataConfig, DataError, load_data
-from hpnb.data import Batches, TensorSet, random_crop
 
 from conftest import SHARED_DATA
 
@@ -136,28 +135,6 @@ def test_synthetic_is_seeded_and_binary():
     b = load_data(DataConfig(name="synthetic", train_size=500, test_size=200))
     assert torch.equal(a.train.x, b.train.x) and a.num_classes == 2 and a.input_shape == (28,)
     assert 0.3 < a.train.y.float().mean() < 0.7
-
-
-def test_random_crop_is_a_shift_of_the_padded_image():
-    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6)
-    gen = torch.Generator().manual_seed(0)
-    out = random_crop(x, 2, gen)
-    padded = torch.nn.functional.pad(x, (2,) * 4)
-    for i in range(2):
-        windows = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
-        assert any(torch.equal(out[i], w) for w in windows)
-
-
-def test_batches_shuffle_with_a_seeded_generator_and_normalise():
-    data = TensorSet(torch.full((10, 1, 2, 2), 255, dtype=torch.uint8), torch.arange(10))
-    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
-    order = lambda seed: torch.cat([y for _, y in Batches(data, 4, mean, std, shuffle=True,  # noqa: E731
-                                                        generator=torch.Generator().manual_seed(seed))])
-    assert sorted(order(0).tolist()) == list(range(10)) and torch.equal(order(0), order(0))
-    assert not torch.equal(order(0), order(1))
-    x, _ = next(iter(Batches(data, 4, mean, std)))
-    assert torch.allclose(x, torch.full_like(x, 2.0))  # (1 - 0.5) / 0.25
-    assert len(Batches(data, 4, mean, std, drop_last=True)) == 2 and len(Batches(data, 4, mean, std)) == 3
 
 
 def test_failed_download_says_how_to_obtain_the_data(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ from hpnb.chapters import planned_runs, validate_file
 from hpnb.config import DataConfig
 from hpnb.data import load_data
 from hpnb.models import build_model
-from hpnb.projection import EpochCost, Sizes, project, split_sizes
+from hpnb.projection import project
+from hpnb.timing import EnsembleCost, Sizes, split_sizes
 from hpnb.utilisation import training_flops
 
 from conftest import REPO
@@ -52,8 +53,11 @@ def test_split_sizes_of_bundled_data_match_the_loader():
     assert split_sizes(cfg) == Sizes((3, 16, 16), 10, len(splits.train), len(splits.val), len(splits.test))
 
 
-def test_epoch_cost_is_train_plus_validation_time():
-    assert EpochCost(0.002, 0.0005).epoch_seconds(Sizes((1, 28, 28), 10, 60_000, 10_000, 0)) == pytest.approx(125.0)
+def test_epoch_cost_is_steps_plus_validation_time():
+    sizes = Sizes((1, 28, 28), 10, 60_000, 10_000, 0)
+    cost = EnsembleCost(members=4, step_seconds=0.002, eval_per_sample=0.0005)
+    assert cost.epoch_seconds(sizes, 64, drop_last=False) == pytest.approx(938 * 0.002 + 5.0)  # ⌈60000/64⌉ steps
+    assert cost.epoch_seconds(sizes, 64, drop_last=True) == pytest.approx(937 * 0.002 + 5.0)
 
 
 def test_projection_covers_every_planned_run_of_a_chapter():
@@ -61,6 +65,8 @@ def test_projection_covers_every_planned_run_of_a_chapter():
     table = project("smoke", [chapter[:2]], steps=2, device="cpu", root=REPO)
     runs = planned_runs(chapter, validate_file(chapter, REPO / "notebooks" / f"{chapter}.ipynb",
                                                REPO / "params" / "smoke" / f"{chapter}.yaml"))
-    assert table.runs.sum() == len(runs) and table.epochs.sum() == sum(r.epochs for r in runs)
-    assert len(table) == 4  # two depths × two optimizers set the cost; the init scale does not
-    assert (table.seconds_per_epoch > 0).all() and (table.hours > 0).all()
+    assert table.runs.sum() == len(runs)
+    # two depths × two optimizers make four kinds of ensemble; the inits (He and two scales) × two seeds of
+    # each kind train together
+    assert len(table) == 4 and list(table.ensembles) == [str(3 * 2)] * 4
+    assert (table.hours > 0).all()

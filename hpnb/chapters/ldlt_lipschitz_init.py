@@ -10,12 +10,12 @@ from .. import theory
 from ..analysis import final_rows
 from ..config import RunConfig
 from ..registry import ConfigError
-from ..sweep import check_jobs, expand
+from ..sweep import expand
 from . import check_seeds
 
 PARAMETERS = ("profile", "seeds", "data", "width", "depths", "scales", "optimizers", "epochs", "batch_size",
               "normalisation", "moment_cases", "moment_orders", "mc_draws", "variance_layers",
-              "variance_scales", "mc_variance_draws", "jobs")
+              "variance_scales", "mc_variance_draws")
 HE = "He (√2/√n)"
 REFERENCE_VARIANCE = {"1/√n (He scaling, as the summary puts it)": (1.0, 0.41), "10/√n, α = 1": (10.0, 0.9)}
 
@@ -27,7 +27,6 @@ class Plan:
     base: RunConfig
     grid: list
     params: dict
-    jobs: int = 1  # runs trained at once
 
 
 def init_label(scale) -> str:
@@ -36,7 +35,6 @@ def init_label(scale) -> str:
 
 def plan(params: dict) -> Plan:
     seeds = check_seeds(params["seeds"])
-    jobs = check_jobs(params["jobs"])
     for key in ("depths", "scales", "moment_orders", "variance_scales"):
         v = params[key]
         if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and x > 0 for x in v):
@@ -73,7 +71,7 @@ def plan(params: dict) -> Plan:
                 except ConfigError as err:
                     raise ConfigError(f"optimizers.{opt_label}: {err}") from None
                 grid.append(point)
-    return Plan(params["profile"], seeds, base, grid, params, jobs)
+    return Plan(params["profile"], seeds, base, grid, params)
 
 
 def planned_runs(p: Plan) -> list[RunConfig]:

@@ -10,11 +10,11 @@ from ..config import RunConfig
 from ..metrics import cifar_accuracy, convergence_epoch, mnist_accuracy
 from ..registry import ConfigError
 from ..results import fmt_mean_std
-from ..sweep import check_jobs, expand
+from ..sweep import expand
 from . import check_seeds
 
 PARAMETERS = ("profile", "seeds", "mnist", "cifar10", "r0", "momentum", "benchmark_lr", "cutoff_fraction",
-              "cifar_seq1_cutoff_fraction", "zero_padded_history", "seq4_variant", "quirk_free", "jobs")
+              "cifar_seq1_cutoff_fraction", "zero_padded_history", "seq4_variant", "quirk_free")
 DATASETS = ("mnist", "cifar10")
 STRATEGIES = ("epoch", "cutoff", "oscillation")
 STRATEGY_NAMES = {"epoch": "By epoch", "cutoff": "By cutoff", "oscillation": "By oscillation"}
@@ -49,7 +49,6 @@ class Plan:
     quirk_free_base: dict
     quirk_free_grids: dict
     params: dict
-    jobs: int = 1  # runs trained at once
 
 
 def _grid(dataset: str, p: dict, quirks: bool) -> list:
@@ -72,7 +71,6 @@ def _grid(dataset: str, p: dict, quirks: bool) -> list:
 
 def plan(params: dict) -> Plan:
     seeds = check_seeds(params["seeds"])
-    jobs = check_jobs(params["jobs"])
     for key in ("r0", "benchmark_lr", "cutoff_fraction", "cifar_seq1_cutoff_fraction"):
         if not isinstance(params[key], (int, float)) or params[key] <= 0:
             raise ConfigError(f"{key}: got {params[key]!r}, expected a number > 0")
@@ -104,7 +102,7 @@ def plan(params: dict) -> Plan:
                 cfg.replace(**{k: v for k, v in point.items() if k != "label"})
             except ConfigError as err:
                 raise ConfigError(f"{dataset} setting {point['label']}: {err}") from None
-    return Plan(params["profile"], seeds, base, grids, free_base, free_grids, params, jobs)
+    return Plan(params["profile"], seeds, base, grids, free_base, free_grids, params)
 
 
 def planned_runs(p: Plan) -> list[RunConfig]:

@@ -28,7 +28,10 @@ class MnistCNN(nn.Module):
 
 
 class CifarCNN(nn.Module):
-    """Three conv 3×3 (16/32/64) → ELU → max-pool blocks; dropout; linear 500 → ELU → dropout → classes."""
+    """Three conv 3×3 (16/32/64) → ELU → max-pool blocks; dropout; linear 500 → ELU → dropout → classes.
+
+    Dropout masks are inputs (``noise``), drawn by the training loop from the run's own generator, so a run
+    gets the same masks whether it trains alone or in an ensemble."""
 
     def __init__(self, num_classes: int, in_channels: int, image_size: int, dropout: float,
                  dropout_first_epoch_only: bool):
@@ -39,7 +42,7 @@ class CifarCNN(nn.Module):
         side = image_size // 8
         self.fc1 = nn.Linear(64 * side * side, 500)
         self.fc2 = nn.Linear(500, num_classes)
-        self.dropout = nn.Dropout(dropout)
+        self.p = dropout
         self.dropout_first_epoch_only = dropout_first_epoch_only
         self.epoch = 1
 
@@ -47,16 +50,35 @@ class CifarCNN(nn.Module):
         """Called by the training loop at the start of each epoch (1-based)."""
         self.epoch = epoch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def dropping(self) -> bool:
+        # The original never returned to train mode after its first validation pass, so its dropout
+        # acted in epoch 1 only.
+        return self.training and self.p > 0 and not (self.dropout_first_epoch_only and self.epoch > 1)
+
+    def draw_noise(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The dropout keep masks (1 with probability 1 − p) of one training batch, from ``generator``."""
+        if not self.dropping():
+            return {}
+        shapes = {"drop1": (batch, self.fc1.in_features), "drop2": (batch, self.fc1.out_features)}
+        return {name: (torch.rand(shape, device=generator.device, generator=generator) >= self.p).float()
+                for name, shape in shapes.items()}
+
+    def forward(self, x: torch.Tensor, noise: dict | None = None) -> torch.Tensor:
         out = x
         for conv in self.convs:
             out = F.max_pool2d(F.elu(conv(out)), 2)
-        # The original never returned to train mode after its first validation pass, so its dropout
-        # acted in epoch 1 only.
-        drop = self.training and not (self.dropout_first_epoch_only and self.epoch > 1)
-        out = F.dropout(out.flatten(1), self.dropout.p, drop)
-        out = F.dropout(F.elu(self.fc1(out)), self.dropout.p, drop)
+        out = out.flatten(1)
+        drop = self.dropping()
+        out = self._drop(out, noise, "drop1", drop)
+        out = self._drop(F.elu(self.fc1(out)), noise, "drop2", drop)
         return self.fc2(out)
+
+    def _drop(self, x: torch.Tensor, noise: dict | None, name: str, drop: bool) -> torch.Tensor:
+        if not drop:
+            return x
+        if noise is None:  # called as a plain module (FLOP counting, other loops): torch's own dropout
+            return F.dropout(x, self.p, True)
+        return x * noise[name] / (1.0 - self.p)
 
 
 @MODELS.register("mnist_cnn")

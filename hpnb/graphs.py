@@ -1,0 +1,90 @@
+"""Whole-step CUDA graphs: one training step of an ensemble captured once and replayed for every batch of
+the same kind.
+
+Small networks spend most of a step launching kernels; a replayed graph launches them all at once. The batch,
+dropout masks, learning rates and member mask are copied into static buffers before each replay; the
+optimizer state, accumulators and step counter already live on the device. Each kind of step (batch shape,
+which random inputs it takes) gets its own graph after ``warmup`` eager steps on a side stream, as capture
+requires; if capture fails for any reason, training goes on eagerly.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .step import TrainStep
+
+
+@dataclass
+class _Captured:
+    eager_steps: int = 0
+    graph: Optional[torch.cuda.CUDAGraph] = None
+    static: dict = field(default_factory=dict)
+
+
+class GraphedStep:
+    def __init__(self, step: TrainStep, warmup: int = 3):
+        self.step, self.warmup = step, warmup
+        self.kinds: dict[tuple, _Captured] = {}
+        self.failed = False
+        self.stream = torch.cuda.Stream()
+
+    @property
+    def graphs(self) -> int:
+        return sum(c.graph is not None for c in self.kinds.values())
+
+    def __call__(self, x, y, noise, lr, active) -> None:
+        if self.failed:
+            self.step(x, y, noise, lr, active)
+            return
+        kind = self.kinds.setdefault((tuple(x.shape), tuple(sorted(noise or {}))), _Captured())
+        if kind.graph is None and kind.eager_steps < self.warmup:
+            self._on_side_stream(lambda: self.step(x, y, noise, lr, active))
+            kind.eager_steps += 1
+            return
+        if kind.graph is None:
+            try:
+                self._capture(kind, x, y, noise, lr, active)
+            except Exception as err:  # e.g. an op that reads back to the host: keep training, eagerly
+                warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); training eagerly")
+                self.failed = True
+                torch.cuda.synchronize()
+                self.step(x, y, noise, lr, active)
+                return
+        self._replay(kind, x, y, noise, lr, active)
+
+    def _on_side_stream(self, fn) -> None:
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            fn()
+        torch.cuda.current_stream().wait_stream(self.stream)
+
+    def _capture(self, kind: _Captured, x, y, noise, lr, active) -> None:
+        s = {"x": x.clone(), "y": y.clone(), "lr": lr.clone(), "active": active.clone(),
+             "noise": None if noise is None else {k: v.clone() for k, v in noise.items()}}
+        self.step.optimizer.zero_grad()  # the graph allocates the gradients and rewrites them on every replay
+        graph = torch.cuda.CUDAGraph()
+        self.step.graph_safe = True
+        try:
+            with torch.cuda.graph(graph, stream=self.stream):
+                self.step.body(s["x"], s["y"], s["noise"], s["lr"], s["active"])
+        finally:
+            self.step.graph_safe = False
+        kind.graph, kind.static = graph, s
+
+    @staticmethod
+    def _replay(kind: _Captured, x, y, noise, lr, active) -> None:
+        s = kind.static
+        s["x"].copy_(x)
+        s["y"].copy_(y)
+        s["lr"].copy_(lr)
+        s["active"].copy_(active)
+        for k, v in (noise or {}).items():
+            s["noise"][k].copy_(v)
+        kind.graph.replay()
+
+
+__all__ = ["GraphedStep"]
