@@ -70,7 +70,11 @@ def test_ldlt_layer_spectral_norm_never_exceeds_gamma(normalisation):
         with torch.no_grad():
             layer.weight0.normal_(0, float(torch.rand(1)) * 20)
         w = layer.weight()
-        assert torch.linalg.matrix_norm(w, ord=2) <= 1.7 * (1 + 1e-5)
+        # γ·s/√(s² + α) < γ exactly; with s ≫ √α float32 rounds the ratio to 1, so allow a few float32 ulps
+        # there, and check the strict bound in float64.
+        assert torch.linalg.matrix_norm(w, ord=2) <= 1.7 * (1 + 1e-4)
+        assert torch.linalg.matrix_norm(layer.double().weight(), ord=2) <= 1.7 * (1 + 1e-12)
+        layer.float()
         s0 = torch.linalg.svdvals(layer.weight0.double())
         expected = 1.7 * s0 / torch.sqrt(s0**2 + layer.alpha.double())
         assert torch.allclose(torch.linalg.svdvals(w.double())[: len(s0)], expected, rtol=1e-3, atol=1e-5)

@@ -40,8 +40,8 @@ class LDLTLinear(nn.Module):
         return self.log_alpha.exp()
 
     def weight(self) -> torch.Tensor:
-        w0 = self.weight0.float()
-        gram = w0.T @ w0 + self.alpha * torch.eye(w0.shape[1], device=w0.device)
+        w0 = self.weight0.to(torch.promote_types(self.weight0.dtype, torch.float32))  # never in bf16
+        gram = w0.T @ w0 + self.alpha * torch.eye(w0.shape[1], device=w0.device, dtype=w0.dtype)
         if self.normalisation == "symmetric":
             eigval, eigvec = torch.linalg.eigh(gram)
             inv_sqrt = eigvec @ torch.diag(eigval.rsqrt()) @ eigvec.T
