@@ -4,7 +4,7 @@ from .data import DataError, load_data
 from .models import build_model, count_parameters
 from .registry import ConfigError
 from .runner import train
-from .schedules import decay_sequence
+from .strategies import decay_sequence
 from .store import RunStore
 from .sweep import probe_table, sweep
 from .results import ChapterResults

@@ -217,7 +217,8 @@ def _build(cls, raw: dict) -> RunConfig:
     from .init import INITS
     from .models import MODELS
     from .optim import OPTIMIZERS
-    from .schedules import SCHEDULES, STRATEGIES
+    from .schedules import SCHEDULES
+    from .strategies import STRATEGIES
 
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping, got {type(raw).__name__}")

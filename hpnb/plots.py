@@ -1,74 +1,135 @@
-"""Figures for chapters: training curves as mean over seeds with a ±1 std band, and bar charts."""
+"""Figure building blocks for chapters: training curves as the mean over seeds with a ±1 sd band, bar charts
+of final values, one legend under the panels, integer epoch ticks, and a log axis where one curve would flatten
+the others. Nothing here changes global matplotlib, seaborn or pandas settings: styles apply inside
+``figure()`` only."""
 from __future__ import annotations
 
+import contextlib
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
-from .analysis import final_rows
-
-sns.set_theme(style="whitegrid", context="notebook")
-pd.set_option("display.max_colwidth", None)  # tables of assumptions and claims hold whole sentences
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+PERCENT_COLUMNS = ("train_acc", "val_acc", "test_acc")
+LABELS = {"train_loss": "train loss", "val_loss": "validation loss", "test_loss": "test loss",
+          "train_acc": "train accuracy (%)", "val_acc": "validation accuracy (%)", "test_acc": "test accuracy (%)",
+          "lr": "learning rate", "grad_norm": "gradient 2-norm", "test_auc": "test ROC-AUC", "cka": "linear CKA"}
 
 
-def panels(n: int, width: float = 5.2, height: float = 3.6, title: Optional[str] = None):
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
-    if title:
-        fig.suptitle(title, fontweight="bold")
-    return fig, list(axes[0])
+@contextlib.contextmanager
+def style():
+    import seaborn as sns
+
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        yield
+
+
+def figure(n: int = 1, width: float = 5.2, height: float = 3.6, rows: int = 1):
+    """A figure of ``n`` panels in ``rows`` rows, in the chapters' style; returns (fig, list of axes)."""
+    with style():
+        cols = -(-n // rows)
+        fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def percent(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy columns as percentages (how every chapter shows them)."""
+    out = df.copy()
+    for col in PERCENT_COLUMNS:
+        if col in out:
+            out[col] = 100 * out[col]
+    return out
 
 
 def curves(df: pd.DataFrame, y: str, hue: str, ax, title: str = "", ylabel: Optional[str] = None,
-           order: Optional[Sequence] = None, x: str = "epoch", band: bool = True) -> None:
-    """Mean of ``y`` over seeds per ``hue`` setting, with a ±1 std band when there are several seeds."""
+           order: Optional[Sequence] = None, x: str = "epoch", band: bool = True, log: Optional[bool] = None) -> None:
+    """Mean of ``y`` over seeds per ``hue`` setting, with a ±1 sd band when there are several seeds.
+    Accuracies are drawn in percent. ``log=None`` picks a log axis when one curve would flatten the others."""
     order = list(order or dict.fromkeys(df[hue]))
+    scale = 100 if y in PERCENT_COLUMNS else 1
     data = df[df[hue].isin(order) & df[y].notna()]
-    for i, key in enumerate(order):
-        part = data[data[hue] == key]
-        if part.empty:
-            continue
-        stats = part.groupby(x)[y].agg(["mean", "std", "count"])
-        every = max(1, len(stats) // 12)
-        line, = ax.plot(stats.index, stats["mean"], marker=MARKERS[i % len(MARKERS)], markevery=every,
-                        markersize=5, label=str(key))
-        if band and (stats["count"] > 1).any():
-            ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0),
-                            stats["mean"] + stats["std"].fillna(0), color=line.get_color(), alpha=0.2)
+    levels = []
+    with style():
+        for i, key in enumerate(order):
+            part = data[data[hue] == key]
+            if part.empty:
+                continue
+            stats = part.groupby(x)[y].agg(["mean", "std", "count"]) * [scale, scale, 1]
+            every = max(1, len(stats) // 12)
+            line, = ax.plot(stats.index, stats["mean"], marker=MARKERS[i % len(MARKERS)], markevery=every,
+                            markersize=5, label=str(key))
+            if band and (stats["count"] > 1).any():
+                sd = stats["std"].fillna(0)
+                ax.fill_between(stats.index, stats["mean"] - sd, stats["mean"] + sd, color=line.get_color(), alpha=0.2)
+            levels.append(stats["mean"].abs().median())
     ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(ylabel or y.replace("_", " "))
+    ax.set_ylabel(ylabel or LABELS.get(y, y.replace("_", " ")))
+    if x == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if log is None:
+        positive = (data[y] > 0).all() if len(data) else False
+        levels = [v for v in levels if v > 0]
+        log = bool(positive and levels and max(levels) / min(levels) > 30)
+    if log:
+        ax.set_yscale("log")
     if title:
         ax.set_title(title)
-    ax.legend(fontsize="small")
+
+
+def legend_below(fig, ax, ncol: Optional[int] = None) -> None:
+    """One legend for the whole figure, under the panels, so it never covers data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=ncol or min(len(labels), 4), fontsize="small", frameon=False)
+    fig.tight_layout()
 
 
 def bars(df: pd.DataFrame, y: str, x: str, ax, title: str = "", ylabel: Optional[str] = None,
-         order: Optional[Sequence] = None, fmt: str = "{:.2f}", scale: float = 1.0) -> None:
-    """Final ``y`` per setting: mean over seeds, error bar ±1 std, value printed on each bar."""
+         order: Optional[Sequence] = None, fmt: str = "{:.2f}") -> None:
+    """Final ``y`` per setting: mean over seeds, error bar ±1 sd, value printed on each bar."""
+    from .studies.base import final_rows
+
     finals = final_rows(df)
+    finals = finals[finals.status == "finished"] if "status" in finals else finals
     order = list(order or dict.fromkeys(finals[x]))
+    scale = 100 if y in PERCENT_COLUMNS else 1
     stats = finals.groupby(x)[y].agg(["mean", "std"]).reindex(order) * scale
-    colors = sns.color_palette(n_colors=len(order))
-    ax.bar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0), color=colors, capsize=4)
+    with style():
+        import seaborn as sns
+
+        ax.bar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0),
+               color=sns.color_palette(n_colors=len(order)), capsize=4)
     for i, value in enumerate(stats["mean"]):
         if np.isfinite(value):
             ax.annotate(fmt.format(value), (i, value), ha="center", va="bottom", fontsize="small",
                         xytext=(0, 3), textcoords="offset points")
     ax.set_xticks(range(len(order)), [str(o) for o in order], rotation=20, ha="right")
-    ax.set_ylabel(ylabel or y.replace("_", " "))
+    ax.set_ylabel(ylabel or LABELS.get(y, y.replace("_", " ")))
     if title:
         ax.set_title(title)
 
 
-def loss_and_accuracy(df: pd.DataFrame, order: Sequence, title: str, hue: str = "label",
-                      loss: str = "train_loss", acc: str = "val_acc") -> None:
+def loss_and_accuracy(df: pd.DataFrame, order: Sequence, hue: str = "label", loss: str = "train_loss",
+                      acc: str = "val_acc"):
     """The write-ups' standard pair: (a) training loss and (b) validation accuracy against epochs."""
-    fig, (left, right) = panels(2, title=title)
-    curves(df, loss, hue, left, f"(a) {loss.replace('_', ' ').capitalize()} vs epoch", order=order)
-    curves(df, acc, hue, right, f"(b) {acc.replace('_', ' ').replace('val', 'validation').capitalize()} vs epoch",
-           order=order)
-    fig.tight_layout()
-    plt.show()
+    fig, (left, right) = figure(2)
+    curves(df, loss, hue, left, f"(a) {LABELS[loss]}", order=order)
+    curves(df, acc, hue, right, f"(b) {LABELS[acc]}", order=order)
+    legend_below(fig, left)
+    return fig
+
+
+def curve_data(df: pd.DataFrame, columns: Sequence[str], hue: str = "label") -> pd.DataFrame:
+    """What a curves figure plots, per setting, seed and epoch (accuracies in percent): its data file."""
+    keep = [c for c in (hue, "seed", "epoch", *columns) if c in df]
+    return percent(df[df.status != "failed"][keep] if "status" in df else df[keep])
+
+
+__all__ = ["figure", "curves", "bars", "legend_below", "loss_and_accuracy", "percent", "curve_data", "style"]

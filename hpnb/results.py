@@ -1,122 +1,112 @@
-"""A chapter's machine-readable results: reference numbers beside reproduced ones, and verdicts on claims.
+"""A chapter's results: reference numbers beside reproduced ones, verdicts on claims, its runs as tidy data,
+and the data behind each figure and table.
 
-Verdicts use the spread across seeds: a claim "A beats B" is *supported* when the mean difference exceeds
-both ``min_effect`` and twice its standard error, *contradicted* when it is beyond that in the other
-direction, and *inconclusive* otherwise. With one seed there is no spread, so the verdict rests on
-``min_effect`` alone and says so.
+Written to ``outputs/<profile>/results/``: ``<chapter>.json`` (references, verdicts, run counts),
+``<chapter>.csv`` (one row per run and epoch, with the run's whole config as ``config.*`` columns) and
+``<chapter>/figure-<n>.csv`` / ``table-<n>.csv``.
 """
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import paths
-
-SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
-
-
-def finite(values: Sequence[float]) -> np.ndarray:
-    arr = np.asarray([v for v in values if v is not None], dtype=float)
-    return arr[np.isfinite(arr)]
+from .claims import Measure, Verdict
+from .exhibits import Figure, Html, Table, render_png, slug
+from .scorecard import verdict_table
+from .stats import mean_std
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
-    arr = finite(values)
-    if len(arr) == 0:
-        return math.nan, math.nan, 0
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, len(arr)
-
-
-def fmt_mean_std(values: Sequence[float], digits: int = 2) -> str:
-    mean, std, n = mean_std(values)
-    if n == 0:
-        return "—"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
-
-
-def compare(a: Sequence[float], b: Sequence[float], min_effect: float = 0.0) -> tuple[str, str]:
-    """Verdict on "a is larger than b" from per-seed values, with a one-line account of the evidence."""
-    ma, sa, na = mean_std(a)
-    mb, sb, nb = mean_std(b)
-    if na == 0 or nb == 0:
-        return INCONCLUSIVE, "no finished runs to compare"
-    diff = ma - mb
-    if na > 1 and nb > 1:
-        se = math.sqrt(sa**2 / na + sb**2 / nb)
-        margin = max(min_effect, 2 * se)
-        evidence = f"difference {diff:+.3g} (2·SE {2 * se:.2g}, n = {na}/{nb} runs)"
-    else:
-        margin = min_effect
-        evidence = f"difference {diff:+.3g} (one run each: no spread, threshold {min_effect:g})"
-    if diff > margin:
-        return SUPPORTED, evidence
-    if diff < -margin:
-        return CONTRADICTED, evidence
-    return INCONCLUSIVE, evidence
-
-
-@dataclass
 class ChapterResults:
-    """Collects a chapter's reference comparisons and claim verdicts, and writes them as JSON."""
+    def __init__(self, chapter: str, title: str, profile: str, data: str = "",
+                 directory: Optional[Path] = None):
+        self.chapter, self.title, self.profile, self.data = chapter, title, profile, data
+        self.directory = Path(directory) if directory else paths.results_dir(profile)
+        self.references: list[dict] = []
+        self.verdicts: list[dict] = []
+        self.sweeps: dict[str, pd.DataFrame] = {}
+        self.runs = {"trained": 0, "cached": 0, "failed": 0}
+        self.started = time.time()
 
-    chapter: str
-    title: str
-    profile: str
-    data: str = ""
-    references: list[dict] = field(default_factory=list)
-    claims: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    runs: dict = field(default_factory=lambda: {"trained": 0, "cached": 0, "failed": 0})
-    started: float = field(default_factory=time.time)
-
-    def count_runs(self, *sweeps: pd.DataFrame) -> None:
-        """Add what each sweep trained, reused and lost (its ``attrs``) to the chapter's tally."""
-        for df in sweeps:
-            for key in self.runs:
-                self.runs[key] += df.attrs.get(key, 0)
-
-    def reference(self, item: str, reference: float, values: Sequence[float], unit: str = "") -> dict:
-        """Record a write-up number beside the reproduced mean (± std over seeds)."""
-        mean, std, n = mean_std(values)
-        row = {"item": item, "reference": reference, "reproduced": None if n == 0 else mean,
+    # ------------------------------------------------------------------ numbers
+    def reference(self, table: str, item: str, reference: float, values, unit: str = "") -> dict:
+        """Record a write-up number beside the reproduced mean (± sd over seeds) and their difference."""
+        raw = values.values if isinstance(values, Measure) else values
+        mean, std, n = mean_std(raw)
+        row = {"table": table, "item": item, "reference": reference, "reproduced": None if n == 0 else mean,
                "std": None if n == 0 else std, "difference": None if n == 0 else mean - reference,
                "n_seeds": n, "unit": unit}
         self.references.append(row)
         return row
 
-    def claim(self, claim: str, a: Sequence[float], b: Sequence[float], min_effect: float = 0.0,
-              section: str = "") -> str:
-        """Judge "a > b" for a claim of the write-up; returns the verdict."""
-        verdict, evidence = compare(a, b, min_effect)
-        self.claims.append({"section": section, "claim": claim, "verdict": verdict, "evidence": evidence})
-        return verdict
+    def judge(self, *verdicts: Verdict) -> Verdict:
+        """Record verdicts; returns the last (a cell can judge and use the verdict in one line)."""
+        for verdict in verdicts:
+            self.verdicts.append(verdict.as_dict())
+        return verdicts[-1]
 
-    def claim_verdict(self, claim: str, verdict: str, evidence: str, section: str = "") -> str:
-        """Record a verdict computed by the chapter itself (e.g. a ranking or a threshold test)."""
-        assert verdict in (SUPPORTED, CONTRADICTED, INCONCLUSIVE), verdict
-        self.claims.append({"section": section, "claim": claim, "verdict": verdict, "evidence": evidence})
-        return verdict
+    def verdicts_in(self, *sections: str) -> Html:
+        """The verdicts of ``sections`` (all when none is given) as a table whose rows carry the claims' anchors."""
+        records = [v for v in self.verdicts if not sections or v["section"] in sections]
+        return Html(verdict_table(records))
 
-    def reference_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.references)
+    # ------------------------------------------------------------------ runs, figures and tables
+    def add_sweep(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
+        """Keep a sweep's rows for the chapter's tidy data and count what it trained and reused."""
+        self.sweeps[name] = df
+        for key in self.runs:
+            self.runs[key] += df.attrs.get(key, 0)
+        return df
 
-    def claims_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.claims)
+    def _data_path(self, kind: str, number: str) -> Path:
+        folder = self.directory / self.chapter
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{kind}-{slug(number)}.csv"
 
-    def save(self, directory: str | Path | None = None) -> Path:
-        directory = Path(directory) if directory else paths.results_dir(self.profile)
-        directory.mkdir(parents=True, exist_ok=True)
+    def figure(self, number: str, title: str, fig, data: Optional[pd.DataFrame] = None) -> Figure:
+        """A numbered figure with its title as caption and alt text; ``data`` (what it plots) saved as CSV."""
+        path = None
+        if data is not None:
+            path = self._data_path("figure", number)
+            data.to_csv(path, index=False)
+        fig.suptitle(f"Figure {number}: {title}", fontweight="bold")
+        return Figure(number, title, render_png(fig), path)
+
+    def table(self, number: str, title: str, frame: pd.DataFrame, note: str = "") -> Table:
+        path = self._data_path("table", number)
+        frame.to_csv(path)
+        return Table(number, title, frame, path, note)
+
+    # ------------------------------------------------------------------ saving
+    def tidy(self) -> pd.DataFrame:
+        """Every sweep's rows (one per run and epoch) with the sweep's name and the run's config."""
+        frames = []
+        for name, df in self.sweeps.items():
+            frame = df.copy()
+            for col in frame.columns:  # grid values may be mappings (a whole optimizer): keep them as JSON
+                if frame[col].map(lambda v: isinstance(v, (dict, list, tuple))).any():
+                    frame[col] = frame[col].map(lambda v: json.dumps(v, sort_keys=True, default=str)
+                                                if isinstance(v, (dict, list, tuple)) else v)
+            configs = pd.json_normalize([df.attrs.get("configs", {}).get(h, {}) for h in frame["hash"]])
+            configs.columns = [f"config.{c}" for c in configs.columns]
+            configs = configs.map(lambda v: json.dumps(v) if isinstance(v, (list, tuple)) else v)
+            frames.append(pd.concat([frame.assign(sweep=name).reset_index(drop=True), configs], axis=1))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def save(self) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tidy = self.tidy()
+        csv = self.directory / f"{self.chapter}.csv"
+        tidy.drop(columns=[c for c in ("traceback",) if c in tidy]).to_csv(csv, index=False)
         payload = {"chapter": self.chapter, "title": self.title, "profile": self.profile, "data": self.data,
-                   "references": self.references, "claims": self.claims, "notes": self.notes,
-                   "runs": dict(self.runs), "seconds": time.time() - self.started}
-        path = directory / f"{self.chapter}.json"
+                   "references": self.references, "claims": self.verdicts, "runs": dict(self.runs),
+                   "tidy_data": csv.name, "seconds": time.time() - self.started}
+        path = self.directory / f"{self.chapter}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=1, default=_json_default, allow_nan=False))
         tmp.replace(path)
@@ -127,3 +117,10 @@ def _json_default(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     raise TypeError(type(value))
+
+
+def reference_rows(results: ChapterResults, table: str) -> list[dict]:
+    return [r for r in results.references if r["table"] == table]
+
+
+__all__ = ["ChapterResults", "reference_rows"]

@@ -65,12 +65,32 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
     outcomes = train_runs([cfg for _, cfg in points], as_store(store), progress, max_members, on_outcome=count)
     if bar is not None:
         bar.close()
+    return _frame(points, outcomes, counts)
+
+
+def collect(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,),
+            store: StoreLike = DEFAULT) -> Optional[pd.DataFrame]:
+    """The sweep's rows from runs already finished in ``store``, or None if any is missing; trains nothing
+    and takes no lock (a planner reads results this way)."""
+    points = expand(as_config(base), grid, list(seeds))
+    run_store = as_store(store)
+    outcomes = []
+    for _, cfg in points:
+        run = run_store.load(cfg, quarantine=False)
+        if run is None:
+            return None
+        outcomes.append(Outcome(cfg, run))
+    return _frame(points, outcomes, {"trained": 0, "cached": len({cfg.hash for _, cfg in points}), "failed": 0})
+
+
+def _frame(points: list, outcomes: list[Outcome], counts: dict) -> pd.DataFrame:
     frames = [_rows(labels, outcome) for (labels, _), outcome in zip(points, outcomes)]
     result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     label_cols = list(dict.fromkeys(key for labels, _ in points for key in labels))  # every grid key, first seen first
     front = [c for c in label_cols + ["hash", "status", "error"] if c in result]
     result = result[front + [c for c in result.columns if c not in front]]
     result.attrs.update(counts)
+    result.attrs["configs"] = {o.config.hash: o.config.semantic_dict() for o in outcomes}
     return result
 
 

@@ -27,7 +27,8 @@ from .init import initialise
 from .models import build_model
 from .optim import build_optimizer
 from .probes import activation_variance, input_output_cka, roc_auc
-from .schedules import PER_BATCH, build_schedule, build_strategy, set_lr
+from .schedules import PER_BATCH, build_schedule, set_lr
+from .strategies import build_strategy
 from .stack import ModelStack
 from .step import TrainStep, autocast_for
 

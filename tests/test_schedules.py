@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from hpnb import RunConfig, decay_sequence
-from hpnb.schedules import build_schedule, build_strategy
+from hpnb.schedules import build_schedule
+from hpnb.strategies import build_strategy
 
 
 def lrs(name, options, epochs, steps_per_epoch=1, lr=1.0, per_batch=False):

@@ -1,0 +1,152 @@
+"""What every study module builds on: its parameters as a typed schema, its sweeps as data, measurements
+taken from a sweep's rows, and tables that put the write-up's numbers beside the reproduced ones."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Optional, Sequence
+
+import pandas as pd
+
+from ..claims import Measure, measure
+from ..config import RunConfig
+from ..registry import ConfigError
+from ..runner import DEFAULT
+from ..schema import DISTINCT, NON_EMPTY, Rule, build
+from ..stats import fmt_mean_std
+from ..store import RunStore
+from ..sweep import collect, expand, sweep
+
+Seeds = Annotated[tuple[int, ...], NON_EMPTY, DISTINCT, Rule(lambda v: all(s >= 0 for s in v), "integers >= 0")]
+
+
+class StudyParams:
+    """Mixin for a study's frozen parameter dataclass: built and checked from a mapping or a namespace."""
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, raw: dict, source: Optional[str] = None):
+        """Validate ``raw``; errors name ``source`` (a file or notebook), the key and what is allowed."""
+        try:
+            return build(cls, raw)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}" if source else str(err)) from None
+
+    @classmethod
+    def from_namespace(cls, namespace: dict, source: str = "the notebook's parameters"):
+        """The parameters a notebook's first cell (or papermill) set, validated: a notebook's second cell."""
+        return cls.from_mapping({k: namespace[k] for k in cls.fields() if k in namespace}, source)
+
+
+def run_config(raw: dict, where: str) -> RunConfig:
+    """A RunConfig from a parameter section, its errors prefixed with the parameter's name."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping of run settings, got {raw!r}")
+    try:
+        return RunConfig.from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def settings_only(raw: dict, where: str, forbidden: Sequence[str] = ("data",)) -> None:
+    for key in forbidden:
+        if key in raw:
+            raise ConfigError(f"{where}.{key}: set it in the chapter's '{key}' parameter, not here")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One named sweep of a study: a base config, grid points (labels + config changes) and seeds."""
+
+    name: str
+    base: RunConfig
+    grid: tuple
+    seeds: tuple[int, ...]
+
+    def configs(self) -> list[RunConfig]:
+        return [cfg for _, cfg in expand(self.base, list(self.grid), self.seeds)]
+
+    def run(self, store=DEFAULT, progress: bool = True) -> pd.DataFrame:
+        """Train or reuse every run; the sweep's tidy rows (see ``hpnb.sweep``)."""
+        return sweep(self.base, list(self.grid), self.seeds, store=store, progress=progress)
+
+    def finished(self, store: RunStore) -> Optional[pd.DataFrame]:
+        """The sweep's rows if every run is finished in ``store`` (nothing trained), else None."""
+        return collect(self.base, list(self.grid), self.seeds, store)
+
+    def labels(self) -> list[str]:
+        return [p["label"] for p in self.grid]
+
+
+@dataclass
+class StudyPlan:
+    """The sweeps a study will train, as far as they are known now, and the ones waiting for results."""
+
+    sweeps: dict[str, Sweep] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)  # sweep name → what it waits for
+
+    def configs(self) -> list[RunConfig]:
+        seen, out = set(), []
+        for s in self.sweeps.values():
+            for cfg in s.configs():
+                if cfg.hash not in seen:
+                    seen.add(cfg.hash)
+                    out.append(cfg)
+        return out
+
+
+# --------------------------------------------------------------------------- measurements from sweep rows
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of every run (failed runs keep their single row)."""
+    if "epoch" not in df:
+        return df.copy()
+    ordered = df.sort_values("epoch", na_position="first")
+    return ordered.groupby("hash", sort=False).tail(1).reset_index(drop=True)
+
+
+def finals(df: pd.DataFrame, by: str, metric: str) -> dict[str, list]:
+    """``{setting: [final metric of each finished run]}`` in the order settings first appear."""
+    rows = final_rows(df)
+    rows = rows[rows.status == "finished"]
+    return {key: rows.loc[rows[by] == key, metric].tolist() for key in dict.fromkeys(df[by])}
+
+
+def setting_measure(df: pd.DataFrame, label: str, metric: str, by: str = "label", scale: float = 1.0,
+                    chance: Optional[float] = None, best: float = 1.0, values: Optional[list] = None,
+                    censored: int = 0) -> Measure:
+    """The Measure of one setting: final ``metric`` of its finished runs (or ``values`` computed from them),
+    with its diverged and failed runs counted and, given ``chance``, whether it ended near chance."""
+    rows = final_rows(df[df[by] == label])
+    done = rows[rows.status == "finished"]
+    vals = done[metric].tolist() if values is None else values
+    return measure(label, vals, runs=len(rows), diverged=int((rows.status == "diverged").sum()),
+                   censored=censored, chance=chance, best=best, scale=scale)
+
+
+def failures(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Runs that raised, with their error message (none: an empty frame)."""
+    rows = [f.loc[f.status == "failed"].drop_duplicates("hash") for f in frames if "status" in f]
+    failed = pd.concat(rows) if rows else pd.DataFrame()
+    return failed[[c for c in ("label", "seed", "hash", "error") if c in failed]] if len(failed) else failed
+
+
+# --------------------------------------------------------------------------- write-up tables
+def reference_columns(name: str, reference: Optional[float], values: Sequence[float], digits: int = 2) -> dict:
+    """Four columns for one quantity: the write-up's value, the reproduced mean ± sd, their difference, n."""
+    vals = [v for v in values if v is not None]
+    mean = sum(vals) / len(vals) if vals else None
+    return {f"{name} · write-up": "—" if reference is None else f"{reference:.{digits}f}",
+            f"{name} · reproduced": fmt_mean_std(vals, digits),
+            f"{name} · difference": "—" if reference is None or mean is None else f"{mean - reference:+.{digits}f}",
+            f"{name} · n": len(vals)}
+
+
+def assumptions_frame(rows: Sequence[tuple[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["assumption", "value in this run"]).set_index("assumption")
+
+
+__all__ = ["StudyParams", "Seeds", "Sweep", "StudyPlan", "run_config", "settings_only", "final_rows", "finals",
+           "setting_measure", "failures", "reference_columns", "assumptions_frame"]

@@ -1,0 +1,465 @@
+"""Chapter 3: learning-rate decay sequences × update strategies on MNIST and CIFAR-10, with the original
+code's quirks as switches and the same grid without them.
+
+Its metrics are the original code's: the accuracy of a run (MNIST: mean validation accuracy of the last five
+epochs but the final one; CIFAR-10: the last epoch's) and its convergence epoch (the first 0-based epoch from
+which four successive accuracy changes sum to less than 0.009; a run that never settles is *censored* at the
+epoch count, and a claim resting on censored values is not measurable).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, Any, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import plots
+from ..claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Claim, Measure, Verdict, better,
+                      best_of, equivalent, every, leader, measure)
+from ..config import RunConfig
+from ..exhibits import Section, Text
+from ..registry import ConfigError
+from ..results import ChapterResults
+from ..schema import Rule, positive
+from ..strategies import decay_sequence
+from .base import Seeds, StudyParams, StudyPlan, Sweep, reference_columns, run_config
+
+NAME = "03_lr_decay_sequences"
+TITLE = "Chapter 3: Learning-rate decay sequences and update strategies"
+DATASETS = ("mnist", "cifar10")
+DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+STRATEGIES = ("epoch", "cutoff", "oscillation")
+STRATEGY_NAMES = {"epoch": "By epoch", "cutoff": "By cutoff", "oscillation": "By oscillation"}
+SEQUENCES = ("seq1", "seq2", "seq3", "seq4")
+BENCHMARKS = ("SGD", "Adam")
+SETTINGS = tuple(f"{s} · {q}" for s in STRATEGIES for q in SEQUENCES) + BENCHMARKS
+QUIRK_OPTIONS = {"mnist": ("double_softmax",), "cifar10": ("dropout_first_epoch_only",)}
+# The write-up's figure numbers: one per strategy, then the best settings against the benchmarks.
+FIGURES = {"mnist": ("2", "3", "4", "5"), "cifar10": ("6a", "6b", "7a", "7b")}
+ACCURACY_EFFECT = {"mnist": 0.1, "cifar10": 0.5}  # points: the smallest accuracy difference worth a verdict
+SIMILAR_WITHIN = {"mnist": 0.2, "cifar10": 1.0}  # points: "behave similarly" [chosen]
+CHANCE = 0.1  # ten classes
+
+# The write-up's Tables 1 and 2: (accuracy, convergence epoch) per setting.
+REFERENCE = {
+    "mnist": {"SGD": (.98264, 34), "Adam": (.98574, 30),
+              "epoch · seq1": (.97608, 48), "epoch · seq2": (.98230, 38), "epoch · seq3": (.98263, 19),
+              "epoch · seq4": (.98527, 40), "cutoff · seq1": (.98290, 32), "cutoff · seq2": (.98405, 28),
+              "cutoff · seq3": (.98614, 29), "cutoff · seq4": (.98656, 22), "oscillation · seq1": (.98372, 25),
+              "oscillation · seq2": (.98544, 27), "oscillation · seq3": (.98514, 24),
+              "oscillation · seq4": (.98586, 30)},
+    "cifar10": {"SGD": (.7487, 25), "Adam": (.7309, 17),
+                "epoch · seq1": (.763, 8), "epoch · seq2": (.7696, 12), "epoch · seq3": (.7803, 11),
+                "epoch · seq4": (.7679, 14), "cutoff · seq1": (.7714, 15), "cutoff · seq2": (.6438, 25),
+                "cutoff · seq3": (.6004, 25), "cutoff · seq4": (.5848, 25), "oscillation · seq1": (.7677, 8),
+                "oscillation · seq2": (.773, 11), "oscillation · seq3": (.7692, 15),
+                "oscillation · seq4": (.7673, 12)},
+}
+# The write-up's per-strategy findings (§ 4.2 and § 4.3, items 1–3): (fastest, most accurate) sequence.
+FINDINGS = {"mnist": {"epoch": ("seq3", "seq4"), "cutoff": ("seq4", "seq4"), "oscillation": ("seq3", "seq3")},
+            "cifar10": {"epoch": ("seq1", "seq3"), "cutoff": (None, "seq1"), "oscillation": ("seq1", None)}}
+
+
+# --------------------------------------------------------------------------- the original code's metrics
+def convergence_epoch(val_acc: Sequence[float], window: int = 4, threshold: float = 0.009) -> int:
+    """First 0-based index i where the ``window`` consecutive |Δ accuracy| between epochs i+1 … i+window+1
+    sum to less than ``threshold``; the number of epochs if that never happens (censored)."""
+    acc = np.asarray(val_acc, dtype=float)
+    steps = np.abs(np.diff(acc))
+    for i in range(len(steps) - window + 1):
+        if steps[i:i + window].sum() < threshold:
+            return i
+    return len(acc)
+
+
+def cifar_accuracy(val_acc: Sequence[float]) -> float:
+    """CIFAR-10: the last epoch's validation accuracy."""
+    return float(val_acc[-1])
+
+
+def mnist_accuracy(val_acc: Sequence[float]) -> float:
+    """MNIST: the mean validation accuracy of the last five epochs but the final one (46th–49th of 50)."""
+    acc = np.asarray(val_acc, dtype=float)
+    if len(acc) < 5:
+        raise ValueError(f"the MNIST accuracy needs at least 5 epochs, got {len(acc)}")
+    return float(acc[-5:-1].mean())
+
+
+# --------------------------------------------------------------------------- parameters and sweeps
+@dataclass(frozen=True)
+class Params(StudyParams):
+    profile: str
+    seeds: Seeds
+    mnist: dict[str, Any]  # the MNIST network's run (data, model, epochs, batch size)
+    cifar10: dict[str, Any]
+    r0: Annotated[float, positive()]
+    momentum: Annotated[float, Rule(lambda v: 0 <= v < 1, "a number in [0, 1)")]
+    benchmark_lr: Annotated[float, positive()]
+    cutoff_fraction: Annotated[float, positive()]
+    cifar_seq1_cutoff_fraction: Annotated[float, positive()]  # the original's one run with 0.1
+    zero_padded_history: bool
+    seq4_variant: Literal["seq4", "seq4_printed"]
+    quirk_free: bool  # also run the grid with every quirk switched off
+
+    def check(self) -> None:
+        for dataset in DATASETS:
+            cfg = self.base(dataset)
+            if cfg.data.validation != "test":
+                raise ConfigError(f"{dataset}.data.validation: the study validates on the official test split; "
+                                  f"set 'test'")
+            if cfg.epochs < 5:
+                raise ConfigError(f"{dataset}.epochs: got {cfg.epochs}, the metrics need at least 5 epochs")
+            for sweep in (self.sweep(dataset, True), self.sweep(dataset, False)):
+                for point in sweep.grid:  # every setting validated before any run
+                    try:
+                        sweep.base.replace(**{k: v for k, v in point.items() if k != "label"})
+                    except ConfigError as err:
+                        raise ConfigError(f"{dataset} setting {point['label']}: {err}") from None
+
+    def base(self, dataset: str, quirks: bool = True) -> RunConfig:
+        cfg = self._bases[dataset]
+        if quirks:
+            return cfg
+        return cfg.replace(**{f"model.{q}": False for q in QUIRK_OPTIONS[dataset] if q in cfg.model.options})
+
+    @cached_property
+    def _bases(self) -> dict[str, RunConfig]:
+        return {d: run_config(getattr(self, d), d) for d in DATASETS}
+
+    def sweep(self, dataset: str, quirks: bool = True) -> Sweep:
+        """The 14 settings on ``dataset``: 4 sequences × 3 strategies at r0, and the two fixed-rate benchmarks."""
+        points = []
+        for strategy in STRATEGIES:
+            for seq in SEQUENCES:
+                opts = {"name": strategy, "sequence": self.seq4_variant if seq == "seq4" else seq}
+                if strategy == "cutoff":
+                    special = quirks and dataset == "cifar10" and seq == "seq1"  # the original's 0.1 cutoff run
+                    opts["cutoff_fraction"] = self.cifar_seq1_cutoff_fraction if special else self.cutoff_fraction
+                if strategy == "oscillation":
+                    opts["zero_padded_history"] = self.zero_padded_history and quirks
+                points.append({"label": f"{strategy} · {seq}", "strategy": opts,
+                               "optimizer": {"name": "sgd", "lr": self.r0, "momentum": self.momentum}})
+        points.append({"label": "SGD", "strategy": {"name": "none"},
+                       "optimizer": {"name": "sgd", "lr": self.benchmark_lr, "momentum": self.momentum}})
+        points.append({"label": "Adam", "strategy": {"name": "none"},
+                       "optimizer": {"name": "adam", "lr": self.benchmark_lr}})
+        name = dataset if quirks else f"{dataset}_quirk_free"
+        return Sweep(name, self.base(dataset, quirks), tuple(points), self.seeds)
+
+
+def plan(p: Params, store=None) -> StudyPlan:
+    sweeps = {d: p.sweep(d) for d in DATASETS}
+    if p.quirk_free:
+        sweeps.update({f"{d}_quirk_free": p.sweep(d, quirks=False) for d in DATASETS})
+    return StudyPlan(sweeps)
+
+
+def quirks_in_use(p: Params) -> pd.DataFrame:
+    rows = [(d, q, p.base(d).model.options.get(q)) for d in DATASETS for q in QUIRK_OPTIONS[d]]
+    rows += [("both", "oscillation history padded with zeros", p.zero_padded_history),
+             ("cifar10", "cutoff fraction of the seq1 · cutoff run", p.cifar_seq1_cutoff_fraction),
+             ("both", "seq4 formula", p.seq4_variant)]
+    return pd.DataFrame(rows, columns=["dataset", "quirk", "value in this run"]).set_index(["dataset", "quirk"])
+
+
+def configuration(p: Params) -> pd.DataFrame:
+    """§ 4.1: the 14 settings of each dataset as this run trains them."""
+    rows = []
+    for dataset in DATASETS:
+        sweep = p.sweep(dataset)
+        for point in sweep.grid:
+            cfg = sweep.base.replace(**{k: v for k, v in point.items() if k != "label"})
+            s = cfg.strategy
+            rows.append({"dataset": DATASET_NAMES[dataset], "setting": point["label"],
+                         "optimizer": cfg.optimizer.name, "initial rate": cfg.optimizer.options["lr"],
+                         "momentum": cfg.optimizer.options.get("momentum", "—"),
+                         "rate changes": "never" if s.name == "none" else f"{STRATEGY_NAMES[s.name].lower()}, "
+                                                                          f"{s.options['sequence']}",
+                         "cutoff fraction": s.options.get("cutoff_fraction", "—"),
+                         "zero-padded history": s.options.get("zero_padded_history", "—"),
+                         "epochs": cfg.epochs, "batch": cfg.batch_size})
+    return pd.DataFrame(rows).set_index(["dataset", "setting"])
+
+
+def sequences_figure(p: Params, results: ChapterResults, updates: int = 50):
+    fig, (ax,) = plots.figure(1, width=8)
+    j = np.arange(1, updates + 1)
+    names = list(SEQUENCES) + (["seq4_printed"] if p.seq4_variant == "seq4_printed" else [])
+    data = pd.DataFrame({"update": j, **{n: decay_sequence(p.seq4_variant if n == "seq4" else n, p.r0, updates)
+                                         for n in names}})
+    with plots.style():
+        for name in names:
+            ax.plot(j, data[name], marker=".", label=name)
+    ax.set_xlabel("update j")
+    ax.set_ylabel("learning rate")
+    plots.legend_below(fig, ax)
+    return results.figure("1", f"The four decay sequences (r₀ = {p.r0:g})", fig, data)
+
+
+# --------------------------------------------------------------------------- measurements
+def run_metrics(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Per run: the study's accuracy and convergence epoch (and whether it converged) from its history."""
+    accuracy = mnist_accuracy if dataset == "mnist" else cifar_accuracy
+    rows = []
+    for (label, seed, run_hash), part in df.groupby(["label", "seed", "hash"], sort=False):
+        status = part["status"].iloc[0]
+        if status != "finished":
+            rows.append({"label": label, "seed": seed, "status": status, "accuracy": np.nan, "convergence": np.nan,
+                         "converged": False, "updates": 0})
+            continue
+        part = part.sort_values("epoch")
+        acc = part["val_acc"].to_numpy()
+        epoch = convergence_epoch(acc)
+        rows.append({"label": label, "seed": seed, "status": status, "accuracy": accuracy(acc),
+                     "convergence": epoch, "converged": epoch < len(acc),
+                     "updates": int((np.diff(part["lr"]) != 0).sum())})
+    return pd.DataFrame(rows)
+
+
+def accuracy_measure(metrics: pd.DataFrame, label: str) -> Measure:
+    rows = metrics[metrics.label == label]
+    return measure(label, rows.loc[rows.status == "finished", "accuracy"].tolist(), runs=len(rows),
+                   diverged=int((rows.status == "diverged").sum()), chance=CHANCE, scale=100)
+
+
+def convergence_measure(metrics: pd.DataFrame, label: str) -> Measure:
+    rows = metrics[metrics.label == label]
+    done = rows[rows.status == "finished"]
+    return measure(label, done["convergence"].tolist(), runs=len(rows),
+                   diverged=int((rows.status == "diverged").sum()), censored=int((~done.converged).sum()))
+
+
+def _claim(dataset: str, key: str, statement: str, section: str, what: str, source="write-up") -> Claim:
+    unit, effect = ("points", ACCURACY_EFFECT[dataset]) if what == "accuracy" else ("epochs", 1.0)
+    return Claim(f"ch3-{dataset}-{key}", f"{DATASET_NAMES[dataset]}: {statement}", section, source, unit, effect)
+
+
+def _best(dataset, metrics, key, statement, section, claimed, labels, what):
+    m = [accuracy_measure(metrics, x) if what == "accuracy" else convergence_measure(metrics, x) for x in labels]
+    return best_of(_claim(dataset, key, statement, section, what), claimed, m, higher=what == "accuracy")
+
+
+# --------------------------------------------------------------------------- figures and tables
+def strategy_figure(df: pd.DataFrame, strategy: str, results: ChapterResults, dataset: str, number: str,
+                    last: int = 4):
+    labels = [f"{strategy} · {q}" for q in SEQUENCES]
+    fig, (left, right) = plots.figure(2)
+    plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=labels)
+    tail = df[df.epoch > df.epoch.max() - last]
+    plots.curves(tail, "val_acc", "label", right, f"(b) close-up of the last {last} epochs", order=labels)
+    plots.legend_below(fig, left)
+    return results.figure(number, f"{DATASET_NAMES[dataset]}: the four sequences under “{STRATEGY_NAMES[strategy]}”",
+                          fig, plots.curve_data(df[df.label.isin(labels)], ["val_acc"]))
+
+
+def best_settings_figure(df: pd.DataFrame, metrics: pd.DataFrame, results: ChapterResults, dataset: str,
+                         number: str):
+    per_strategy = []
+    for s in STRATEGIES:
+        top, _ = leader([accuracy_measure(metrics, f"{s} · {q}") for q in SEQUENCES])
+        per_strategy.append(top.label if top else f"{s} · seq1")
+    order = per_strategy + list(BENCHMARKS)
+    fig, (left, right) = plots.figure(2)
+    plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=order)
+    plots.curves(df, "val_loss", "label", right, "(b) validation loss", order=order)
+    plots.legend_below(fig, left, ncol=5)
+    return results.figure(number, f"{DATASET_NAMES[dataset]}: the most accurate sequence of each strategy against "
+                                  f"the benchmarks", fig,
+                          plots.curve_data(df[df.label.isin(order)], ["val_acc", "val_loss"]))
+
+
+def lr_figure(df: pd.DataFrame, results: ChapterResults, dataset: str, number: str):
+    first_seed = df[df.seed == df.seed.min()]
+    fig, axes = plots.figure(3, width=4.4)
+    for ax, strategy in zip(axes, STRATEGIES):
+        plots.curves(first_seed, "lr", "label", ax, STRATEGY_NAMES[strategy],
+                     order=[f"{strategy} · {q}" for q in SEQUENCES], band=False, log=True)
+    plots.legend_below(fig, axes[0])
+    labels = [f"{s} · {q}" for s in STRATEGIES for q in SEQUENCES]
+    return results.figure(number, f"Beyond the write-up: {DATASET_NAMES[dataset]}: the learning rate each setting "
+                                  f"used per epoch (seed {df.seed.min()})", fig,
+                          first_seed[first_seed.label.isin(labels)][["label", "epoch", "lr"]])
+
+
+def comparison_table(metrics: pd.DataFrame, dataset: str, results: ChapterResults, number: str,
+                     with_reference: bool = True):
+    """Accuracy and convergence epoch of the 14 settings; ★ marks the measurable best of each column."""
+    acc = {s: accuracy_measure(metrics, s) for s in SETTINGS}
+    conv = {s: convergence_measure(metrics, s) for s in SETTINGS}
+    top_acc, _ = leader(list(acc.values()))
+    top_conv, _ = leader(list(conv.values()), higher=False)
+    rows = []
+    for label in SETTINGS:
+        ref_acc, ref_conv = REFERENCE[dataset][label] if with_reference else (None, None)
+        if with_reference:
+            results.reference(f"Table {number}", f"{DATASET_NAMES[dataset]} · {label} · accuracy", 100 * ref_acc,
+                              acc[label].values, "%")
+            results.reference(f"Table {number}", f"{DATASET_NAMES[dataset]} · {label} · convergence epoch", ref_conv,
+                              conv[label].values, "epochs")
+        row = {"setting": label, **reference_columns("accuracy (%)", None if ref_acc is None else 100 * ref_acc,
+                                                     acc[label].values, 2),
+               **reference_columns("convergence epoch", ref_conv, conv[label].values, 1)}
+        row["never converged"] = conv[label].censored
+        if top_acc is not None and label == top_acc.label:
+            row["accuracy (%) · reproduced"] += " ★"
+        if top_conv is not None and label == top_conv.label:
+            row["convergence epoch · reproduced"] += " ★"
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("setting")
+    if not with_reference:
+        frame = frame[[c for c in frame.columns if "write-up" not in c and "difference" not in c]]
+    title = (f"{DATASET_NAMES[dataset]} comparison" + ("" if with_reference else " without the quirks")
+             + ". ★: the best mean of a column, when the runs can name one")
+    note = ("Accuracy: " + ("mean validation accuracy over the last five epochs but the final one" if dataset == "mnist"
+                            else "the last epoch's validation accuracy")
+            + ". Convergence: the first 0-based epoch from which four successive accuracy changes sum to under "
+              "0.009; a run that never gets there counts the epoch budget and is listed as never converged.")
+    return results.table(number, title, frame, note)
+
+
+# --------------------------------------------------------------------------- the write-up's findings
+def findings(dataset: str, metrics: pd.DataFrame, results: ChapterResults) -> Section:
+    """The write-up's numbered findings for one dataset, each as a verdict."""
+    section = "4.2" if dataset == "mnist" else "4.3"
+    out = []
+    for strategy, (fastest, accurate) in FINDINGS[dataset].items():
+        labels = [f"{strategy} · {q}" for q in SEQUENCES]
+        if fastest:
+            out.append(_best(dataset, metrics, f"{strategy}-fastest", f"under “{STRATEGY_NAMES[strategy]}”, "
+                             f"{fastest} converges fastest", section, f"{strategy} · {fastest}", labels, "convergence"))
+        if accurate:
+            out.append(_best(dataset, metrics, f"{strategy}-accurate", f"under “{STRATEGY_NAMES[strategy]}”, "
+                             f"{accurate} reaches the highest accuracy", section, f"{strategy} · {accurate}", labels,
+                             "accuracy"))
+    fastest_all = "epoch · seq3" if dataset == "mnist" else "epoch · seq1"
+    accurate_all = "cutoff · seq4" if dataset == "mnist" else "epoch · seq3"
+    out.append(_best(dataset, metrics, "fastest-of-all", f"{fastest_all} converges fastest of the 14 settings",
+                     section, fastest_all, SETTINGS, "convergence"))
+    out.append(_best(dataset, metrics, "accurate-of-all", f"{accurate_all} reaches the highest accuracy of the 14 "
+                     "settings", section, accurate_all, SETTINGS, "accuracy"))
+    acc = {s: accuracy_measure(metrics, s) for s in SETTINGS}
+    conv = {s: convergence_measure(metrics, s) for s in SETTINGS}
+    bench = max((acc[b] for b in BENCHMARKS), key=lambda m: m.mean if m.n else -1)
+    claim = _claim(dataset, "beats-benchmarks", f"{accurate_all} beats both benchmarks on accuracy", section, "accuracy")
+    out.append(better(claim, acc[accurate_all], bench))
+    if dataset == "mnist":
+        best = [best_of(_claim(dataset, f"seq4-best-{s}", f"seq4 is the most accurate under {STRATEGY_NAMES[s]}",
+                               section, "accuracy"), f"{s} · seq4", [acc[f"{s} · {q}"] for q in SEQUENCES])
+                for s in STRATEGIES]
+        worst = [best_of(_claim(dataset, f"seq1-worst-{s}", f"seq1 is the least accurate under {STRATEGY_NAMES[s]}",
+                                section, "accuracy"), f"{s} · seq1", [acc[f"{s} · {q}"] for q in SEQUENCES],
+                         higher=False) for s in STRATEGIES]
+        out.append(every(_claim(dataset, "seq4-best-seq1-worst", "under every strategy seq4 is the most accurate and "
+                                "seq1 the least", section, "accuracy"), best + worst))
+    else:
+        out.append(every(_claim(dataset, "seq1-fastest-everywhere", "seq1 converges fastest under every strategy",
+                                section, "convergence"),
+                         [best_of(_claim(dataset, f"seq1-fastest-{s}", f"seq1 fastest under {STRATEGY_NAMES[s]}",
+                                         section, "convergence"), f"{s} · seq1",
+                                  [conv[f"{s} · {q}"] for q in SEQUENCES], higher=False) for s in STRATEGIES]))
+        order = ("seq1", "seq2", "seq4", "seq3")
+        out.append(every(_claim(dataset, "oscillation-order", "under “By oscillation” convergence ranks seq1 < seq2 < "
+                                "seq4 < seq3", section, "convergence"),
+                         [better(_claim(dataset, f"osc-{a}-{b}", f"{a} before {b}", section, "convergence"),
+                                 conv[f"oscillation · {a}"], conv[f"oscillation · {b}"], higher=False)
+                          for a, b in zip(order, order[1:])]))
+        beating = [better(_claim(dataset, f"beats-bench-{s}", f"{s} beats the better benchmark", section, "accuracy"),
+                          acc[s], bench) for s in SETTINGS if s.startswith(("epoch", "oscillation"))]
+        out.append(every(_claim(dataset, "epoch-oscillation-beat-benchmarks", "every “By epoch” and “By "
+                                "oscillation” setting beats both benchmarks on accuracy", section, "accuracy"), beating))
+    similar = [equivalent(_claim(dataset, f"seq3-seq4-{s}", f"seq3 ≈ seq4 under {STRATEGY_NAMES[s]}", section,
+                                 "accuracy"), acc[f"{s} · seq3"], acc[f"{s} · seq4"], SIMILAR_WITHIN[dataset])
+               for s in ("cutoff", "oscillation")]
+    out.append(every(_claim(dataset, "seq3-like-seq4", f"under “By cutoff” and “By oscillation” seq3 and seq4 behave "
+                            f"alike (accuracy within {SIMILAR_WITHIN[dataset]:g} points)", section, "accuracy"),
+                     similar))
+    results.judge(*out)
+    return Section(results.verdicts_in(section))
+
+
+def updates_text(metrics: pd.DataFrame) -> Text:
+    updates = metrics.groupby("label")["updates"].mean()
+    return Text("Mean number of rate changes per run — " + ", ".join(
+        f"{STRATEGY_NAMES[s].lower()}: {updates[[f'{s} · {q}' for q in SEQUENCES]].mean():.1f}" for s in STRATEGIES)
+        + ". Convergence fired in " + f"{int(metrics.converged.sum())} of {len(metrics)} runs.")
+
+
+def overall(metrics: dict[str, pd.DataFrame], results: ChapterResults) -> Section:
+    """§ 4.4: the guidelines, computed; and whether settings differ more on CIFAR-10 than on MNIST."""
+    rows = []
+    guidelines = {"mnist": ("epoch · seq3", "cutoff · seq4"), "cifar10": ("oscillation · seq1", "epoch · seq3")}
+    for d, m in metrics.items():
+        fast, why_fast = leader([convergence_measure(m, s) for s in SETTINGS], higher=False)
+        best, why_best = leader([accuracy_measure(m, s) for s in SETTINGS])
+        rows.append({"dataset": DATASET_NAMES[d], "for convergence time · write-up": guidelines[d][0],
+                     "for convergence time · here": fast.label if fast else f"none ({why_fast})",
+                     "for accuracy · write-up": guidelines[d][1],
+                     "for accuracy · here": best.label if best else f"none ({why_best})"})
+    spreads = {}
+    for d, m in metrics.items():
+        per_seed = m[m.status == "finished"].groupby("seed")["accuracy"].agg(lambda s: 100 * (s.max() - s.min()))
+        spreads[d] = measure(DATASET_NAMES[d], per_seed.tolist())
+    claim = Claim("ch3-cifar-spread", "Settings differ more on CIFAR-10 than on MNIST (spread of accuracy across the "
+                  "14 settings, per seed)", "4.4", unit="points", min_effect=0.5)
+    results.judge(better(claim, spreads["cifar10"], spreads["mnist"]))
+    table = results.table("4.4", "Guidelines: the write-up's choice and what these runs name (none when the runs "
+                                 "cannot tell)", pd.DataFrame(rows).set_index("dataset"))
+    return Section(table, results.verdicts_in("4.4"))
+
+
+def quirk_free(metrics: dict[str, pd.DataFrame], fixed: dict[str, pd.DataFrame], results: ChapterResults) -> Section:
+    """Beyond: does the best setting survive fixing the original's quirks?"""
+    verdicts, lines = [], []
+    for d in DATASETS:
+        for what, higher in (("accuracy", True), ("convergence", False)):
+            pick = accuracy_measure if what == "accuracy" else convergence_measure
+            before, why_b = leader([pick(metrics[d], s) for s in SETTINGS], higher)
+            after, why_a = leader([pick(fixed[d], s) for s in SETTINGS], higher)
+            claim = Claim(f"ch3-{d}-quirk-free-{what}", f"Beyond the write-up: on {DATASET_NAMES[d]} the best "
+                          f"{what} setting is the same with the quirks fixed", "4.5", "beyond",
+                          "points" if what == "accuracy" else "epochs",
+                          ACCURACY_EFFECT[d] if what == "accuracy" else 1.0)
+            verdicts.append(_same_leader(claim, before, why_b, after, why_a,
+                                         lambda a, b: better(claim, pick(fixed[d], a), pick(fixed[d], b), higher)))
+        shift = (fixed[d].groupby("label")["accuracy"].mean() - metrics[d].groupby("label")["accuracy"].mean()).mean()
+        lines.append(f"On {DATASET_NAMES[d]}, fixing the quirks moves a setting's mean accuracy by "
+                     f"{100 * shift:+.2f} points on average.")
+    results.judge(*verdicts)
+    return Section(Text(" ".join(lines)), results.verdicts_in("4.5"))
+
+
+def _same_leader(claim: Claim, before, why_before: str, after, why_after: str, versus) -> Verdict:
+    """Whether one setting leads both grids: not measurable unless both leaders can be named; if they differ,
+    contradicted only when the new leader beats the old one beyond the margin in the quirk-free grid."""
+    rule = "supported when one setting leads both grids; contradicted when another leads the quirk-free grid clearly"
+    if before is None or after is None:
+        reason = (f"with the quirks: {why_before or before.label + ' leads'}; "
+                  f"without: {why_after or after.label + ' leads'}")
+        return Verdict(claim, NOT_MEASURABLE, reason, rule, reason)
+    if before.label == after.label:
+        return Verdict(claim, SUPPORTED, f"{before.label} leads both grids", rule)
+    duel = versus(after.label, before.label)
+    verdict = CONTRADICTED if duel.verdict == SUPPORTED else INCONCLUSIVE
+    return Verdict(claim, verdict, f"with the quirks {before.label} leads, without them {after.label}: "
+                                   f"{duel.evidence}", rule)
+
+
+def conclusion(metrics: dict[str, pd.DataFrame], results: ChapterResults) -> Text:
+    lines = []
+    for d, m in metrics.items():
+        acc = {s: accuracy_measure(m, s) for s in SETTINGS}
+        best, why = leader(list(acc.values()))
+        bench = max(acc[b].mean for b in BENCHMARKS if acc[b].n) if any(acc[b].n for b in BENCHMARKS) else np.nan
+        beating = [s for s in SETTINGS if s not in BENCHMARKS and acc[s].n and acc[s].mean > bench]
+        converged = int(m.converged.sum())
+        lines.append(f"On {DATASET_NAMES[d]} " + (f"the most accurate setting is {best.label} ({best.mean:.2f} %)"
+                                                  if best else f"no setting can be named most accurate ({why})")
+                     + f"; {len(beating)} of the 12 decaying settings beat the better benchmark's mean, and "
+                       f"{converged} of {len(m)} runs converged by the original's rule.")
+    return Text(" ".join(lines))
+
+
+__all__ = ["Params", "plan", "convergence_epoch", "mnist_accuracy", "cifar_accuracy", "run_metrics", "NAME",
+           "TITLE", "SETTINGS", "STRATEGIES", "SEQUENCES", "REFERENCE"]
