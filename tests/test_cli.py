@@ -48,3 +48,29 @@ def test_project_with_a_bad_profile_exits_2_before_timing_anything(tmp_path):
     out = hpnb("project", "--profile", str(params), cwd=REPO)
     assert out.returncode == 2 and "03_lr_decay_sequences.yaml: jobs: got 0" in out.stderr, out.stderr
     assert out.stdout == ""  # nothing was timed
+
+
+def test_missing_data_names_the_config_file_and_writes_nothing(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"name": "mnist", "root": str(tmp_path / "none")}}))
+    out = hpnb("train", "c.yaml", "--store", "runs", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: c.yaml: data: dataset 'mnist' not found at {tmp_path}/none/MNIST/raw ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no store, no lock file, no run folder
+
+
+def test_an_unwritable_store_exits_1_naming_it(tmp_path):
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(tiny_dict(epochs=1)))
+    (tmp_path / "file").write_text("")
+    out = hpnb("train", "run.yaml", "--store", "file/runs", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr == ("error: cannot write to the run store file/runs: Not a directory (file/runs); what the "
+                          "store held is unchanged\n")
+
+
+def test_runs_verify(tmp_path):
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(tiny_dict(epochs=1)))
+    assert hpnb("train", "run.yaml", "--store", "runs", cwd=tmp_path).returncode == 0
+    folder = next(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
+    (folder / "summary.json").write_text("{}")
+    listing = hpnb("runs", "--store", "runs", "--verify", cwd=tmp_path)
+    assert listing.returncode == 0 and "damaged: summary.json is missing or does not match its checksum" in listing.stdout
