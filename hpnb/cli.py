@@ -2,8 +2,10 @@
 
 ``hpnb train`` exits 0 with the run's history, 2 when the input is wrong (the config file, a value in it, or the
 data it names: fix the input), 1 when the run store cannot be written (read-only, disk full: fix the machine
-and run it again). Either error is one line on stderr, ``error: <file>: <key>: <what is wrong and allowed>``,
-and a rejected input writes nothing.
+and run it again: runs already stored stay intact, and an interrupted one resumes). An error is one line on
+stderr, with no traceback: ``error: <file>: <key>: <what is wrong and what is allowed>`` for bad input, which
+writes nothing (no store folder, run folder or lock file), and ``error: cannot write to the run store <path>:
+<reason> (<file>); ...`` for the store.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def _train(args) -> int:
         print(f"error: {_with_file(args.config, message)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as err:
-        print(f"error: {err}; what the store held is unchanged", file=sys.stderr)
+        print(f"error: {err}; the runs it holds are intact", file=sys.stderr)
         return EXIT_STORE
     print(f"run {cfg.hash}: {run.status}{' (cached)' if run.cached else ''} — {run.path}")
     cols = [c for c in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -64,7 +66,8 @@ def _runs(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hpnb", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train one run from a YAML config (cached and resumable)")
+    p = sub.add_parser("train", help="train one run from a YAML config (cached and resumable); exit 2: bad input, "
+                                      "1: the store cannot be written")
     p.add_argument("config", help="a run config in YAML")
     p.add_argument("--store", default=None, help="run store folder (default: $HPNB_STORE or outputs/runs)")
     p.set_defaults(func=_train)

@@ -205,7 +205,8 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_yaml_float(self, node):
         if ":" in str(node.value):
-            return YamlTrap(str(node.value), f"YAML 1.1 reads {node.value} as a base-60 number; write the number itself")
+            text = str(node.value)
+            return YamlTrap(text, f"YAML 1.1 reads {text} as a base-60 number; write the number itself")
         return super().construct_yaml_float(node)
 
 

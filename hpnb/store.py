@@ -101,6 +101,14 @@ class CorruptRun(Exception):
     pass
 
 
+def checkpoint_payload(path: Path, blob: bytes) -> bytes:
+    """The payload of a checkpoint file's bytes; CorruptRun if it is truncated or does not match its checksum."""
+    head, digest, payload = blob[:8], blob[8:40], blob[40:]
+    if head != CHECKPOINT_MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise CorruptRun(f"{path} is truncated or does not match its checksum")
+    return payload
+
+
 # --------------------------------------------------------------------------- exact tables
 def table_bytes(frame: pd.DataFrame) -> bytes:
     """A DataFrame as CSV; floats are written in their shortest exact form (``repr``)."""
@@ -255,10 +263,7 @@ class RunStore:
         try:
             # The checkpoint carries its own checksum: it is replaced atomically every epoch, and a kill
             # between it and the manifest must not make a good checkpoint look damaged.
-            blob = path.read_bytes()
-            head, digest, payload = blob[:8], blob[8:40], blob[40:]
-            if head != CHECKPOINT_MAGIC or hashlib.sha256(payload).digest() != digest:
-                raise CorruptRun(f"{path} is truncated or does not match its checksum")
+            payload = checkpoint_payload(path, path.read_bytes())
             state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
             owner = state.pop("config_hash", cfg.hash)  # checkpoints written before it was recorded: trusted
             if owner != cfg.hash:
@@ -352,9 +357,8 @@ class RunStore:
             if verify:
                 for name in manifest:
                     self._verified(folder, name, manifest)
-                blob = (folder / "checkpoint.pt").read_bytes() if (folder / "checkpoint.pt").exists() else None
-                if blob is not None and (blob[:8] != CHECKPOINT_MAGIC or hashlib.sha256(blob[40:]).digest() != blob[8:40]):
-                    raise CorruptRun(f"{folder / 'checkpoint.pt'} does not match its checksum")
+                if (folder / "checkpoint.pt").exists():
+                    checkpoint_payload(folder / "checkpoint.pt", (folder / "checkpoint.pt").read_bytes())
         except (OSError, CorruptRun, ValueError) as err:
             return f"damaged: {str(err).replace(str(folder) + os.sep, '')}", {}, {}
         if summary:

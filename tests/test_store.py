@@ -128,9 +128,9 @@ def test_tables_round_trip_bit_for_bit():
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 2**63, 4000, dtype=np.int64).view(np.float64)  # random bit patterns: every exponent
     noise = noise[np.isfinite(noise)][: 2000]
-    frame = pd.DataFrame({"epoch": np.arange(len(hard), dtype=np.int64), "value": hard,
-                          "layer": [f"layers.{i}" for i in range(len(hard))], "flag": [i % 2 == 0 for i in range(len(hard))],
-                          "all_nan": [math.nan] * len(hard)})
+    n = len(hard)
+    frame = pd.DataFrame({"epoch": np.arange(n, dtype=np.int64), "value": hard, "layer": [f"layers.{i}" for i in range(n)],
+                          "flag": [i % 2 == 0 for i in range(n)], "all_nan": [math.nan] * n})
     for original in (frame, pd.DataFrame({"x": noise, "loss": rng.random(len(noise)) * 3})):
         back = read_table(table_bytes(original))
         assert list(back.dtypes) == list(original.dtypes) and list(back.columns) == list(original.columns)
