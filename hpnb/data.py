@@ -157,7 +157,7 @@ def _verify_idx(name: str, stem: str, path: Path, data: bytes) -> None:
     if known is not None and digest != known:
         raise DataError(
             f"{path}: its content does not match the published {PRETTY[name]} file {stem} (SHA-256 of the "
-            f"unpacked data {digest[:16]}…, expected {known[:16]}…): the copy is damaged or altered. Any faithful "
+            f"unpacked data {digest[:16]}..., expected {known[:16]}...): the copy is damaged or altered. Any faithful "
             f"copy passes, packed or not (a Debian package, a mirror, another machine's cache); or set "
             f"data.verify: false to use this one anyway")
 

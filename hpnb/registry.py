@@ -64,7 +64,7 @@ def _type_name(tp) -> str:
         return f"a list of {_type_name(args[0])}" if args else "a list"
     if tp is type(None):
         return "null"
-    return {int: "an integer", float: "a finite number", bool: "true/false", str: "a string", dict: "a mapping"}.get(
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string", dict: "a mapping"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
 

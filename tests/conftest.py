@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -53,8 +54,9 @@ def record_fault(category: str, handled: bool) -> None:
     tried_handled[1] += bool(handled)
 
 
-class fault_case:
-    """``with fault_case("category"):`` counts the case as tried, and as handled if the block passes."""
+class fault_case(contextlib.ContextDecorator):
+    """``with fault_case("category"):`` (or ``@fault_case(...)`` on a test) counts the case as tried, and as
+    handled if the block passes."""
 
     def __init__(self, category: str):
         self.category = category

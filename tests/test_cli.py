@@ -1,7 +1,9 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import REPO, tiny_dict
@@ -75,3 +77,18 @@ def test_runs_verify(tmp_path):
     listing = hpnb("runs", "--store", "runs", "--verify", cwd=tmp_path)
     assert listing.returncode == 0
     assert "damaged: summary.json is missing or does not match its checksum" in listing.stdout
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_train_on_debian_fashion_mnist(tmp_path):
+    """The issue's offline route: Debian's recompressed Fashion-MNIST files pass the data check."""
+    (tmp_path / "data" / "FashionMNIST").mkdir(parents=True)
+    (tmp_path / "data" / "FashionMNIST" / "raw").symlink_to(DEBIAN_FASHION)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(tiny_dict(
+        epochs=1, data={"name": "fashion_mnist", "root": str(tmp_path / "data"), "train_size": 600, "test_size": 100})))
+    out = hpnb("train", "run.yaml", "--store", "runs", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "finished" in out.stdout and out.stderr == ""

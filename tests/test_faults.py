@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -45,6 +46,21 @@ class Bad:
     content: bytes | str | None
     message: str
     kind: str = "file"
+    setup: Callable[[Path], None] | None = None  # prepares the test's folder (e.g. data files)
+
+
+def _altered_fashion(folder: Path) -> None:
+    """Fashion-MNIST files of the right format whose content is not the published data."""
+    import gzip
+    import struct
+
+    raw = folder / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 60), ("t10k", 10)):
+        (raw / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(struct.pack(">IIII", 0x0803, n, 28, 28)
+                                                                           + bytes(n * 784)))
+        (raw / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 0x0801, n)
+                                                                           + bytes(i % 10 for i in range(n))))
 
 
 def _lol() -> str:  # "billion laughs": nine aliases of nine aliases ..., small as text, 10^9 values expanded
@@ -124,14 +140,14 @@ BAD_RUN_CONFIGS = [
         "epochs: got '777777777777...' (an integer of 5000 digits), expected an integer"),
     # ---- YAML 1.1 traps
     Bad("1e-3 is text in YAML 1.1", "optimizer: {name: sgd, lr: 1e-3}\n",
-        "optimizer.lr: got '1e-3' (a string: YAML 1.1 reads 1e-3 as text; write 1.0e-3), expected a finite number"),
+        "optimizer.lr: got '1e-3' (a string: YAML 1.1 reads 1e-3 as text; write 1.0e-3), expected a number"),
     Bad("5.0e4 is text in YAML 1.1", "optimizer: {name: sgd, lr: 0.1, weight_decay: 5.0e4}\n",
         "optimizer.weight_decay: got '5.0e4' (a string: YAML 1.1 reads 5.0e4 as text; write 5.0e+4), expected a "
-        "finite number"),
+        "number"),
     Bad("1e3 epochs", "epochs: 1e3\n",
         "epochs: got '1e3' (a string: YAML 1.1 reads 1e3 as text; write the integer 1000), expected an integer"),
     Bad("a quoted number", "optimizer: {name: sgd, lr: '0.1'}\n",
-        "optimizer.lr: got '0.1' (a string: write 0.1 without quotes), expected a finite number"),
+        "optimizer.lr: got '0.1' (a string: write 0.1 without quotes), expected a number"),
     Bad("a leading zero is octal", "seed: 010\n", "seed: got '010' (YAML 1.1 reads a number with a leading 0 as "
         "octal (010 is 8); write it without the leading 0), expected an integer"),
     Bad("1:30 is base 60", "epochs: 1:30\n", "epochs: got '1:30' (YAML 1.1 reads 1:30 as a base-60 number; write "
@@ -141,7 +157,7 @@ BAD_RUN_CONFIGS = [
     Bad("no is false", "init: no\n", "init: expected a name or a mapping with 'name', got False"),
     Bad("off as a name", "model: {name: off}\n", "model.name: got False, expected one of cifar_cnn, ldlt_mlp, mlp, "
         "mnist_cnn, mobilenet, resnet34, vgg19"),
-    Bad("an empty value", "optimizer: {name: sgd, lr: }\n", "optimizer.lr: got null, expected a finite number"),
+    Bad("an empty value", "optimizer: {name: sgd, lr: }\n", "optimizer.lr: got null, expected a number"),
     # ---- types and ranges
     Bad("epochs 2.5", "epochs: 2.5\n", "epochs: got 2.5, expected an integer"),
     Bad("epochs as a list", "epochs: [3]\n", "epochs: got [3], expected an integer"),
@@ -203,6 +219,11 @@ BAD_RUN_CONFIGS = [
         "{tmp}/nodata/MNIST/raw (no train-images-idx3-ubyte or train-images-idx3-ubyte.gz): put the four IDX files "
         "(train/t10k images and labels, .gz or unpacked) in MNIST/raw/ there, or set data.download: true on a "
         "machine with network access"),
+    Bad("Fashion-MNIST altered", "data: {name: fashion_mnist, root: '{tmp}/data'}\n", "data: {tmp}/data/"
+        "FashionMNIST/raw/train-images-idx3-ubyte.gz: its content does not match the published Fashion-MNIST file "
+        "train-images-idx3-ubyte (SHA-256 of the unpacked data 18e162097f3b72c5..., expected c59f468a2f672dc8...): the "
+        "copy is damaged or altered. Any faithful copy passes, packed or not (a Debian package, a mirror, another "
+        "machine's cache); or set data.verify: false to use this one anyway", setup=_altered_fashion),
     Bad("more classes than the data", "data: {num_classes: 20}\n",
         "data.num_classes: 20 asked, 'digits' has 10 classes"),
     Bad("val_size above the train split", "data: {val_size: 5000}\n",
@@ -218,6 +239,8 @@ BAD_RUN_CONFIGS = [
 
 
 def _write_case(case: Bad, folder: Path) -> Path:
+    if case.setup is not None:
+        case.setup(folder)
     path = folder / "run.yaml"
     if case.kind == "folder":
         path.mkdir()

@@ -12,7 +12,7 @@ import yaml
 from hpnb import RunConfig, RunStore, train
 from hpnb import runner
 
-from conftest import REPO, tiny_dict
+from conftest import REPO, fault_case, tiny_dict
 
 TIMING = ["seconds", "samples_per_sec"]
 
@@ -122,6 +122,7 @@ def _bits(frame: pd.DataFrame) -> dict:
             for c in frame}
 
 
+@fault_case("store round trip (bit for bit)")
 def test_tables_round_trip_bit_for_bit():
     hard = [0.1 + 0.2, 1 / 3, 2.0**-1074, 1e308, -0.0, math.nan, math.inf, -math.inf, 2.2250738585072014e-308,
             5e-324, 1.7976931348623157e308, 0.30000000000000004, 123456789.12345679, -1.5e-7]
@@ -139,6 +140,7 @@ def test_tables_round_trip_bit_for_bit():
         read_table(b"a,b\n1\n")
 
 
+@fault_case("store round trip (bit for bit)")
 def test_a_cached_run_is_the_fresh_run_bit_for_bit(store):
     probed = tiny_dict(epochs=2, probes={"grad_norm": "conv.weight", "activation_variance": True})
     fresh, cached = train(probed, store=store), train(probed, store=store)
