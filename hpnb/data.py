@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
+import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -33,8 +36,9 @@ HOW_TO_OBTAIN = {
     "there (giving cifar-100-python/), or set data.download: true on a machine with network access",
     "mnist": "put the four IDX files (train/t10k images and labels, .gz or unpacked) in MNIST/raw/ there, "
     "or set data.download: true on a machine with network access",
-    "fashion_mnist": "put the four Fashion-MNIST IDX files in FashionMNIST/raw/ there (Debian's "
-    "dataset-fashion-mnist package ships them), or set data.download: true on a machine with network access",
+    "fashion_mnist": "put the four Fashion-MNIST IDX files (.gz or unpacked) in FashionMNIST/raw/ there (Debian's "
+    "dataset-fashion-mnist package installs them in /usr/share/datasets/fashion-mnist: link or copy that folder), "
+    "or set data.download: true on a machine with network access",
     "higgs": "download HIGGS.csv.gz from the UCI Machine Learning Repository (dataset 280) into that folder",
 }
 
@@ -94,40 +98,96 @@ def _download_failed(name: str, path: Path, err: Exception) -> DataError:
                      f"{HOW_TO_OBTAIN[name]}")
 
 
-def _idx_split(cls, root: Path, train: bool, verify: bool, download: bool):
-    """MNIST-style IDX files: accept .gz or unpacked, check torchvision's MD5s, load only the asked split."""
-    from torchvision.datasets.utils import check_integrity, extract_archive
+# SHA-256 of the unpacked IDX files (the bytes inside the .gz). torchvision checks MD5s of the .gz files,
+# which any recompression changes (Debian's dataset-fashion-mnist recompressed all four): checking the
+# content instead accepts every faithful copy, packed or not, and still rejects damaged or altered data.
+# Provenance: MNIST t10k: computed here from the official files (their .gz match torchvision's MD5s).
+# Fashion-MNIST (all four): computed here from Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1,
+# and equal to an independently published table of the same digests. MNIST train: from a published table
+# whose t10k entries equal the digests computed here; the train files themselves were not available here.
+IDX_SHA256 = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+PRETTY = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+IDX_MAGIC = {"images": (0x0803, 3), "labels": (0x0801, 1)}  # unsigned bytes, 3 or 1 dimensions
 
+
+def read_idx(path: Path, kind: str) -> tuple[bytes, np.ndarray]:
+    """The raw bytes and the array of an IDX file (``kind`` "images" or "labels"), .gz or unpacked.
+
+    Raises DataError naming the file when it is not a complete gzip stream, its header is not an IDX header of
+    that kind, or it holds fewer or more bytes than its header announces (truncated or padded).
+    """
+    try:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"{path}: not a complete gzip file ({err}); the copy is damaged or truncated") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read: {err.strerror or err}") from None
+    magic, ndim = IDX_MAGIC[kind]
+    header = 4 + 4 * ndim
+    if len(data) < header or int.from_bytes(data[:4], "big") != magic:
+        raise DataError(f"{path}: not an IDX {kind} file (expected the header 0x{magic:08x} and {ndim} "
+                        f"dimension(s)); the file is damaged or is not MNIST-format data")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        state = "truncated" if len(data) < expected else "longer than its header says"
+        raise DataError(f"{path}: {state}: its header announces {' x '.join(map(str, shape))} bytes of data "
+                        f"({expected:,} bytes with the header), it holds {len(data):,}")
+    return data, np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _verify_idx(name: str, stem: str, path: Path, data: bytes) -> None:
+    known = IDX_SHA256[name].get(stem)
+    digest = hashlib.sha256(data).hexdigest()
+    if known is not None and digest != known:
+        raise DataError(
+            f"{path}: its content does not match the published {PRETTY[name]} file {stem} (SHA-256 of the "
+            f"unpacked data {digest[:16]}..., expected {known[:16]}...): the copy is damaged or altered. Any faithful "
+            f"copy passes, packed or not (a Debian package, a mirror, another machine's cache); or set "
+            f"data.verify: false to use this one anyway")
+
+
+def _idx_split(cls, root: Path, train: bool, verify: bool, download: bool):
+    """MNIST-style IDX files of one split, .gz or unpacked, read directly (nothing is written next to them, so a
+    read-only copy such as Debian's works); with ``verify`` the unpacked content is checked against the
+    published SHA-256 digests."""
+    name = "mnist" if cls.__name__ == "MNIST" else "fashion_mnist"
     raw = root / cls.__name__ / "raw"
     prefix = "train" if train else "t10k"
     if download and not raw.exists():
         try:
             cls(str(root), train=train, download=True)
         except Exception as err:  # no network, mirror down, …
-            name = "mnist" if cls.__name__ == "MNIST" else "fashion_mnist"
             raise _download_failed(name, raw, err) from None
-    for url, md5 in cls.resources:
-        gz = raw / os.path.basename(url)
-        if not gz.name.startswith(prefix):
-            continue
-        plain = gz.with_suffix("")
-        if gz.exists():
-            if verify and not check_integrity(str(gz), md5):
-                raise DataError(f"{gz} failed torchvision's MD5 check (expected {md5}); re-download it, "
-                                f"or set data.verify: false to use it anyway")
-            if not plain.exists():
-                extract_archive(str(gz), str(raw))
-        elif not plain.exists():
-            raise _missing("mnist" if cls.__name__ == "MNIST" else "fashion_mnist", raw)
-
-    class OneSplit(cls):  # torchvision checks for both splits; the study may need only one
-        raw_folder = str(raw)
-
-        def _check_exists(self):
-            return True
-
-    ds = OneSplit(str(root), train=train)
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    arrays = {}
+    for kind, stem in (("images", f"{prefix}-images-idx3-ubyte"), ("labels", f"{prefix}-labels-idx1-ubyte")):
+        # An unpacked copy is what torchvision reads once it has extracted the .gz: prefer it, and verify it.
+        path = next((p for p in (raw / stem, raw / f"{stem}.gz") if p.is_file()), None)
+        if path is None:
+            raise DataError(f"dataset {name!r} not found at {raw} (no {stem} or {stem}.gz): {HOW_TO_OBTAIN[name]}")
+        data, arrays[kind] = read_idx(path, kind)
+        if verify:
+            _verify_idx(name, stem, path, data)
+    images, labels = arrays["images"], arrays["labels"]
+    if len(images) != len(labels):
+        raise DataError(f"{raw}: {prefix} images and labels differ in number ({len(images):,} and {len(labels):,})")
+    x = torch.from_numpy(images.copy()).unsqueeze(1).contiguous()
+    return x, torch.from_numpy(labels.astype(np.int64))
 
 
 def _cifar_split(cls, name: str, root: Path, train: bool, verify: bool, download: bool):
@@ -148,9 +208,12 @@ def _cifar_split(cls, name: str, root: Path, train: bool, verify: bool, download
         cls = Unverified
     try:
         ds = cls(str(root), train=train)
-    except RuntimeError:
-        raise DataError(f"{folder} failed torchvision's MD5 check; re-download it, or set data.verify: false "
-                        f"to use it anyway") from None
+    except RuntimeError:  # torchvision's MD5s are of the unpacked batch files: any faithful copy passes
+        raise DataError(f"{folder} failed torchvision's MD5 check: its content does not match the published "
+                        f"{name} data (damaged or altered); extract a faithful copy of the archive there, or "
+                        f"set data.verify: false to use it anyway") from None
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, ValueError) as err:  # unverified and damaged
+        raise DataError(f"{folder}: cannot be read as {name} ({type(err).__name__}: {err})") from None
     x = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
     return x, torch.as_tensor(ds.targets, dtype=torch.long)
 
@@ -215,15 +278,21 @@ def synthetic_tabular(n: int, n_features: int, seed: int) -> tuple[torch.Tensor,
 
 
 # --------------------------------------------------------------------------- splitting
-def stratified_take(labels: torch.Tensor, size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (kept, taken) with ``size`` (a fraction or a count) taken, stratified by label."""
+def stratified_take(labels: torch.Tensor, size: float | int, seed: int,
+                    key: str = "size") -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, taken) with ``size`` (a fraction or a count) taken, stratified by label; a size the
+    labels cannot be split by raises DataError naming the config ``key``."""
     from sklearn.model_selection import train_test_split
 
     size = int(size) if size >= 1 else float(size)
     if isinstance(size, int) and size >= len(labels):
         return np.arange(0), np.arange(len(labels))
     index = np.arange(len(labels))
-    kept, taken = train_test_split(index, test_size=size, stratify=labels.numpy(), random_state=seed)
+    try:
+        kept, taken = train_test_split(index, test_size=size, stratify=labels.numpy(), random_state=seed)
+    except ValueError as err:  # e.g. fewer samples than classes, or a class with a single sample
+        raise DataError(f"data.{key}: {size} of {len(labels):,} samples cannot be taken stratified by class "
+                        f"({' '.join(str(err).split())})") from None
     return np.sort(kept), np.sort(taken)
 
 
@@ -267,12 +336,15 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataSplits
         train = train.subset(np.flatnonzero(train.y.numpy() < cfg.num_classes))
         test = test.subset(np.flatnonzero(test.y.numpy() < cfg.num_classes))
     if cfg.train_size is not None and cfg.name not in ("synthetic", "higgs"):
-        train = train.subset(stratified_take(train.y, cfg.train_size, cfg.split_seed)[1])
+        train = train.subset(stratified_take(train.y, cfg.train_size, cfg.split_seed, "train_size")[1])
     if cfg.test_size is not None and cfg.name not in ("synthetic", "higgs"):
-        test = test.subset(stratified_take(test.y, cfg.test_size, cfg.split_seed)[1])
+        test = test.subset(stratified_take(test.y, cfg.test_size, cfg.split_seed, "test_size")[1])
     val = None
     if cfg.validation == "holdout":
-        kept, taken = stratified_take(train.y, cfg.val_size, cfg.split_seed)
+        kept, taken = stratified_take(train.y, cfg.val_size, cfg.split_seed, "val_size")
+        if len(kept) == 0:
+            raise DataError(f"data.val_size: {cfg.val_size:g} leaves none of the {len(train):,} training samples "
+                            f"to train on")
         train, val = train.subset(kept), train.subset(taken)
     elif cfg.validation == "test":
         val = test

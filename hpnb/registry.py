@@ -6,6 +6,8 @@ mechanism checks option names, types and ranges before any work starts.
 from __future__ import annotations
 
 import inspect
+import math
+import re
 import types
 import typing
 from typing import Any, Callable, Literal, Union
@@ -13,6 +15,27 @@ from typing import Any, Callable, Literal, Union
 
 class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
+
+
+class YamlTrap(str):
+    """A scalar YAML 1.1 would silently read as something else than most people mean (``010`` is octal 8,
+    ``1:30`` is 90). The strict loader in :mod:`hpnb.config` keeps its text with an explanation, so
+    :func:`coerce` can reject it naming the key; where a string is expected it is just that text."""
+
+    def __new__(cls, text: str, hint: str):
+        obj = super().__new__(cls, text)
+        obj.hint = hint
+        return obj
+
+
+INT64 = 2**63  # every integer must fit torch's and numpy's int64 (seeds, sizes, counts)
+
+
+def _out_of_range(message: str) -> ConfigError:
+    """An error about a value of the right type (so a Union does not go on to try other types)."""
+    err = ConfigError(message)
+    err.of_right_type = True
+    return err
 
 
 def checks(**rules: tuple[Callable[[Any], bool], str]):
@@ -46,12 +69,96 @@ def _type_name(tp) -> str:
     )
 
 
-def coerce(value: Any, tp, where: str) -> Any:
-    """Return ``value`` converted to the hinted type, or raise ConfigError naming ``where``."""
-    if tp is Any or tp is inspect.Parameter.empty:
-        return value
+def show(value: Any) -> str:
+    """A value as a YAML user would recognise it in an error message."""
+    if value is None:
+        return "null"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?")
+
+
+def _yaml11_float(text: str) -> str:
+    """How to write the number ``text`` so that YAML 1.1 reads a float: a dot and a signed exponent."""
+    mantissa, _, exponent = text.replace("E", "e").partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    elif mantissa.endswith("."):
+        mantissa += "0"
+    if exponent and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + ("e" + exponent if exponent else "")
+
+
+def _hint(value: Any, tp) -> str:
+    """Why a value that looks right to its author is not what the key takes (YAML 1.1 traps)."""
+    if isinstance(value, YamlTrap):
+        return f" ({value.hint})"
+    wants = set(_leaf_types(tp))
+    if isinstance(value, str) and wants & {int, float} and _NUMBER.fullmatch(value.strip()):
+        text = value.strip()
+        if "e" in text.lower():
+            if float in wants:
+                return f" (a string: YAML 1.1 reads {text} as text; write {_yaml11_float(text)})"
+            number = float(text.replace("_", ""))
+            if number.is_integer() and abs(number) < 1e15:
+                return f" (a string: YAML 1.1 reads {text} as text; write the integer {int(number)})"
+            return f" (a string: YAML 1.1 reads {text} as text)"
+        return f" (a string: write {text} without quotes)"
+    if isinstance(value, str) and bool in wants and value.strip().lower() in ("true", "false", "yes", "no"):
+        return " (a string: write true or false without quotes)"
+    if isinstance(value, bool) and wants & {str, "literal-str"}:
+        return " (YAML 1.1 reads yes/no/on/off as true/false: put the text in quotes)"
+    return ""
+
+
+def _leaf_types(tp) -> list:
     origin = typing.get_origin(tp)
-    bad = ConfigError(f"{where}: got {value!r}, expected {_type_name(tp)}")
+    if origin in (Union, types.UnionType):
+        return [t for a in typing.get_args(tp) for t in _leaf_types(a)]
+    if origin is Literal:
+        return ["literal-str" if isinstance(a, str) else type(a) for a in typing.get_args(tp)]
+    return [tp]
+
+
+def check_plain(value: Any, where: str, _seen: set | None = None) -> Any:
+    """Reject what no option may hold, whatever its type: non-finite floats (also inside lists and
+    mappings), integers beyond int64, YAML 1.1 traps and self-containing structures."""
+    if isinstance(value, YamlTrap):
+        raise ConfigError(f"{where}: got {show(str(value))} ({value.hint})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _out_of_range(f"{where}: got {show(value)}, expected a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise _out_of_range(f"{where}: got {show(value)}, expected an integer that fits in 64 bits")
+    if isinstance(value, (list, tuple, dict)):
+        seen = _seen if _seen is not None else set()
+        if id(value) in seen:
+            raise ConfigError(f"{where}: contains itself (a recursive YAML alias)")
+        seen.add(id(value))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            check_plain(item, f"{where}.{key}" if isinstance(value, dict) else f"{where}[{key}]", seen)
+        seen.discard(id(value))
+    return value
+
+
+def coerce(value: Any, tp, where: str) -> Any:
+    """Return ``value`` converted to the hinted type, or raise ConfigError naming ``where``.
+
+    Numbers must be finite (NaN and ±infinity are rejected wherever a float is taken, also inside lists),
+    integers must fit in 64 bits, booleans are not integers, and numeric-looking strings are rejected with
+    how to write them (YAML 1.1 reads ``1e-3`` as text).
+    """
+    if tp is Any or tp is inspect.Parameter.empty:
+        return check_plain(value, where)
+    if isinstance(value, YamlTrap) and str not in _leaf_types(tp):
+        raise ConfigError(f"{where}: got {show(str(value))} ({value.hint}), expected {_type_name(tp)}")
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{where}: got {show(value)}{_hint(value, tp)}, expected {_type_name(tp)}")
     if origin is Literal:
         if value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}:
             return value
@@ -60,8 +167,9 @@ def coerce(value: Any, tp, where: str) -> Any:
         for arg in typing.get_args(tp):
             try:
                 return coerce(value, arg, where)
-            except ConfigError:
-                continue
+            except ConfigError as err:
+                if getattr(err, "of_right_type", False):
+                    raise
         raise bad
     if tp is type(None):
         if value is None:
@@ -79,21 +187,27 @@ def coerce(value: Any, tp, where: str) -> Any:
         raise bad
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return check_plain(value, where)
         raise bad
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise _out_of_range(f"{where}: got {show(value)}, expected a finite number")
+            return number
         raise bad
     if tp is str:
         if isinstance(value, str):
-            return value
+            return str(value)  # a YamlTrap is plain text where text is expected
         raise bad
     if tp is dict:
         if isinstance(value, dict):
-            return dict(value)
+            return dict(check_plain(value, where))
         raise bad
-    return value
+    return check_plain(value, where)
 
 
 def user_options(fn: Callable, context: frozenset[str]) -> dict[str, inspect.Parameter]:
@@ -122,8 +236,12 @@ def validate_options(fn: Callable, options: dict, where: str, context: frozenset
         value = coerce(value, hints.get(key, Any), f"{where}.{key}")
         if key in rules and value is not None:
             ok, text = rules[key]
-            if not ok(value):
-                raise ConfigError(f"{where}.{key}: got {value!r}, expected {text}")
+            try:
+                passed = bool(ok(value))
+            except (TypeError, ValueError, IndexError):  # a rule written for well-formed values
+                passed = False
+            if not passed:
+                raise ConfigError(f"{where}.{key}: got {show(value)}, expected {text}")
         out[key] = value
     missing = [n for n, p in allowed.items() if p.default is inspect.Parameter.empty and n not in out]
     if missing:

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from .config import RunConfig
-from .data import load_data
+from .data import DataSplits, load_data
 from .ensembles import group, member_cap
+from .registry import ConfigError
 from .store import RunStore
 from .train import EpochState, Run, ensemble_key, fit_members, resolve_device
 
@@ -60,6 +61,21 @@ def as_store(store: StoreLike) -> RunStore | None:
     return RunStore(None if store == DEFAULT else store)
 
 
+def prepare_data(cfg: RunConfig) -> DataSplits:
+    """The run's data on its device: raises ConfigError for a device this machine lacks and DataError for data
+    that is missing or fails its checks (both before anything is written)."""
+    import torch
+
+    try:
+        device = resolve_device(cfg.device)
+    except RuntimeError as err:
+        raise ConfigError(str(err)) from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {cfg.device!r} asked, but this machine has {torch.cuda.device_count()} CUDA "
+                          f"device(s)")
+    return load_data(cfg.data, device)
+
+
 def checkpoint_seconds() -> float:
     """Least time between checkpoints of a run ($HPNB_CHECKPOINT_SECONDS, default 60; 0: every epoch). The
     last epoch is always checkpointed. Big ensembles would otherwise spend their time writing weights."""
@@ -89,21 +105,28 @@ def _fit_and_store(cfgs: list[RunConfig], resumes: list, store: RunStore | None,
 def train(config: ConfigLike, store: StoreLike = DEFAULT, progress: bool = True, wait: bool = True) -> Run:
     """Train ``config`` (a RunConfig, dict or YAML path) and return its Run.
 
-    With a store (default ``outputs/runs``): a finished run is returned from disk; an interrupted one resumes
-    from its last checkpoint; two processes never train the same run at once (the second waits, then reads
-    the first one's result, or raises RunBusy if ``wait`` is False). ``store=None`` trains in memory only.
+    With a store (default ``outputs/runs``): a finished run is returned from disk (also from a read-only store);
+    an interrupted one resumes from its last checkpoint; two processes never train the same run at once (the
+    second waits, then reads the first one's result, or raises RunBusy if ``wait`` is False).
+    ``store=None`` trains in memory only. Bad input raises ConfigError or DataError before anything is written
+    (the data is loaded before the run's lock is taken); a store that cannot be written raises StoreError.
     """
     cfg = as_config(config)
     run_store = as_store(store)
     if run_store is None:
-        return _fit_and_store([cfg], [None], None, progress)[0]
+        return _fit_and_store([cfg], [None], None, progress, prepare_data(cfg))[0]
+    cached = run_store.load(cfg, quarantine=False)  # reading needs no lock: files are replaced atomically
+    if cached is not None:
+        return cached
+    data = prepare_data(cfg)
     with run_store.lock(cfg, wait=wait) as held:
         if not held:
             raise RunBusy(cfg.hash)
-        cached = run_store.load(cfg)
+        cached = run_store.load(cfg)  # finished meanwhile by another process, or damaged: quarantined here
         if cached is not None:
             return cached
-        return _fit_and_store([cfg], [run_store.load_checkpoint(cfg)], run_store, progress)[0]
+        run_store.clean_partial_writes(cfg)
+        return _fit_and_store([cfg], [run_store.load_checkpoint(cfg)], run_store, progress, data)[0]
 
 
 def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progress: bool = True,
@@ -131,16 +154,21 @@ def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progre
             if run_store is None:
                 ready.append((cfg, None))
                 continue
+            cached = run_store.load(cfg, quarantine=False)  # no lock needed to read a finished run
+            if cached is not None:
+                done(Outcome(cfg, cached))
+                continue
             lock = contextlib.ExitStack()
             if not lock.enter_context(run_store.lock(cfg, wait=False)):
                 lock.close()
                 deferred.append(cfg)  # another process trains it: wait for it at the end
                 continue
             held[cfg.hash] = lock
-            cached = run_store.load(cfg)
+            cached = run_store.load(cfg)  # finished meanwhile, or damaged: quarantined here
             if cached is not None:
                 done(Outcome(cfg, cached))
                 continue
+            run_store.clean_partial_writes(cfg)
             ready.append((cfg, run_store.load_checkpoint(cfg)))
         _train_ready(ready, run_store, progress, max_members, done)
     finally:
@@ -162,9 +190,8 @@ def _train_ready(ready: list, store: RunStore | None, progress: bool, max_member
     for members in by_kind.values():
         cfgs = [cfg for cfg, _ in members]
         try:
-            device = resolve_device(cfgs[0].device)
-            data = load_data(cfgs[0].data, device)
-            cap = member_cap(cfgs[0], data.input_shape, data.num_classes, device, max_members)
+            data = prepare_data(cfgs[0])
+            cap = member_cap(cfgs[0], data.input_shape, data.num_classes, data.train.x.device, max_members)
         except Exception as err:  # the data or device is missing: every member fails alike
             for cfg in cfgs:
                 done(Outcome(cfg, error=f"{type(err).__name__}: {err}", trace=traceback.format_exc(limit=3)))

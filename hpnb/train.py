@@ -27,6 +27,7 @@ from .init import initialise
 from .models import build_model
 from .optim import build_optimizer
 from .probes import activation_variance, input_output_cka, roc_auc
+from .registry import ConfigError
 from .schedules import PER_BATCH, build_schedule, set_lr
 from .strategies import build_strategy
 from .stack import ModelStack
@@ -234,10 +235,11 @@ def fit_members(cfgs: Sequence[RunConfig], resumes: Optional[Sequence[Optional[E
     train_batches = training_batches(first, data, device)
     steps = len(train_batches)
     if steps == 0:
-        raise ValueError(f"batch_size {first.batch_size} with drop_last leaves no batch of {len(data.train)} samples")
+        raise ConfigError(f"batch_size: {first.batch_size} with drop_last leaves no batch of the {len(data.train)} "
+                          f"training samples")
     stack = ModelStack([build(cfg, data, device) for cfg in cfgs])
     if first.probes.grad_norm and first.probes.grad_norm not in stack.params:
-        raise ValueError(f"probes.grad_norm: the model has no parameter {first.probes.grad_norm!r}")
+        raise ConfigError(f"probes.grad_norm: the model has no parameter {first.probes.grad_norm!r}")
     optimizer = build_optimizer(first.optimizer.name, stack.params, [c.optimizer.options for c in cfgs])
     members = [Member(cfg, steps, device) for cfg in cfgs]
     channels_last = uses_channels_last(first, data, device)
@@ -251,7 +253,7 @@ def fit_members(cfgs: Sequence[RunConfig], resumes: Optional[Sequence[Optional[E
             first.probes.activation_samples)
     if first.probes.cka:
         if not hasattr(stack.template, "features"):
-            raise ValueError(f"probes.cka: model {first.model.name!r} exposes no 'features' (last hidden layer)")
+            raise ConfigError(f"probes.cka: model {first.model.name!r} exposes no 'features' (last hidden layer)")
         cka_x = EvalBatches(data.test if data.test is not None else data.train, 1, data.mean, data.std).first(2048)
 
     start = starts.pop() + 1

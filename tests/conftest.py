@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -48,3 +49,43 @@ SLOW_ENSEMBLE = [tiny_dict(model={"name": "cifar_cnn"}, data={"name": "digits", 
                                                                "augment": True, "crop_padding": 2},
                            batch_size=32, epochs=8, seed=seed, optimizer={"name": "sgd", "lr": lr, "momentum": 0.9})
                  for seed, lr in ((0, 0.01), (1, 0.01), (0, 0.02))]
+
+
+# --------------------------------------------------------------------------- fault-injection figures
+# Every fault-injection case records whether it was handled; the table is printed at the end of the run,
+# passing or not, so CI's log shows what was tried (tests/test_faults.py, test_data.py).
+FAULT_FIGURES: dict[str, list[int]] = {}
+
+
+def record_fault(category: str, handled: bool) -> None:
+    tried_handled = FAULT_FIGURES.setdefault(category, [0, 0])
+    tried_handled[0] += 1
+    tried_handled[1] += bool(handled)
+
+
+class fault_case(contextlib.ContextDecorator):
+    """``with fault_case("category"):`` (or ``@fault_case(...)`` on a test) counts the case as tried, and as
+    handled if the block passes."""
+
+    def __init__(self, category: str):
+        self.category = category
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, trace):
+        record_fault(self.category, kind is None)
+        return False
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FAULT_FIGURES:
+        return
+    width = max(len(c) for c in FAULT_FIGURES) + 2
+    terminalreporter.section("fault injection: inputs and faults tried / handled")
+    terminalreporter.write_line(f"{'category':<{width}}{'tried':>7}{'handled':>9}")
+    for category, (tried, handled) in FAULT_FIGURES.items():
+        terminalreporter.write_line(f"{category:<{width}}{tried:>7}{handled:>9}")
+    rows = [v for c, v in FAULT_FIGURES.items() if not c.startswith(" ")]  # indented rows are "of which"
+    tried, handled = (sum(v[i] for v in rows) for i in (0, 1))
+    terminalreporter.write_line(f"{'total':<{width}}{tried:>7}{handled:>9}")

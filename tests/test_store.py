@@ -12,7 +12,7 @@ import yaml
 from hpnb import RunConfig, RunStore, train
 from hpnb import runner
 
-from conftest import REPO, tiny_dict
+from conftest import REPO, fault_case, tiny_dict
 
 TIMING = ["seconds", "samples_per_sec"]
 
@@ -105,3 +105,106 @@ def test_two_processes_on_one_sweep_train_each_run_once(tmp_path):
     assert sum(r["trained"] for r in results) == 4
     assert all(r["trained"] + r["cached"] == 4 and r["status"] == ["finished"] for r in results)
     assert len(RunStore(tmp_path / "runs").list_runs()) == 4
+
+
+# ----------------------------------------------------------------------------- exact round trip
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hpnb.store import StoreError, read_table, table_bytes  # noqa: E402
+
+
+def _bits(frame: pd.DataFrame) -> dict:
+    return {c: (frame[c].to_numpy().view(np.int64).tolist() if frame[c].dtype == np.float64 else frame[c].tolist())
+            for c in frame}
+
+
+@fault_case("store round trip (bit for bit)")
+def test_tables_round_trip_bit_for_bit():
+    hard = [0.1 + 0.2, 1 / 3, 2.0**-1074, 1e308, -0.0, math.nan, math.inf, -math.inf, 2.2250738585072014e-308,
+            5e-324, 1.7976931348623157e308, 0.30000000000000004, 123456789.12345679, -1.5e-7]
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 2**63, 4000, dtype=np.int64).view(np.float64)  # random bit patterns: every exponent
+    noise = noise[np.isfinite(noise)][: 2000]
+    n = len(hard)
+    frame = pd.DataFrame({"epoch": np.arange(n, dtype=np.int64), "value": hard, "layer": [f"layers.{i}" for i in range(n)],
+                          "flag": [i % 2 == 0 for i in range(n)], "all_nan": [math.nan] * n})
+    for original in (frame, pd.DataFrame({"x": noise, "loss": rng.random(len(noise)) * 3})):
+        back = read_table(table_bytes(original))
+        assert list(back.dtypes) == list(original.dtypes) and list(back.columns) == list(original.columns)
+        assert _bits(back) == _bits(original)  # every bit: -0.0 stays negative, NaN stays NaN
+    with pytest.raises(ValueError):
+        read_table(b"a,b\n1\n")
+
+
+@fault_case("store round trip (bit for bit)")
+def test_a_cached_run_is_the_fresh_run_bit_for_bit(store):
+    probed = tiny_dict(epochs=2, probes={"grad_norm": "conv.weight", "activation_variance": True})
+    fresh, cached = train(probed, store=store), train(probed, store=store)
+    assert cached.cached
+    for a, b in ((fresh.history, cached.history), (fresh.grad_norms, cached.grad_norms),
+                 (fresh.activations, cached.activations)):
+        assert list(a.dtypes) == list(b.dtypes) and _bits(a) == _bits(b)  # timing columns included
+
+
+# ----------------------------------------------------------------------------- locks, partial writes, errors
+def test_the_lock_file_goes_with_its_holder(store):
+    cfg = RunConfig.from_dict(tiny_dict())
+    with store.lock(cfg) as held:
+        assert held and store.lock_path(cfg).exists()
+        with store.lock(cfg, wait=False) as second:
+            assert second is False  # flock is per open file: a second open in one process is refused too
+    assert not store.lock_path(cfg).exists()
+
+
+WAITER = """
+import sys, time, hpnb, conftest
+store = hpnb.RunStore(sys.argv[1])
+cfg = hpnb.RunConfig.from_dict(conftest.tiny_dict())
+print("waiting", flush=True)
+with store.lock(cfg) as held:
+    print("held", held, store.lock_path(cfg).exists(), flush=True)
+"""
+
+
+def test_a_waiter_gets_the_lock_after_the_holder_removed_the_file(store):
+    cfg = RunConfig.from_dict(tiny_dict())
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
+    with store.lock(cfg):
+        waiter = subprocess.Popen([sys.executable, "-c", WAITER, str(store.root)], stdout=subprocess.PIPE, text=True,
+                                  env=env)
+        assert waiter.stdout.readline() == "waiting\n"
+        time.sleep(0.5)  # let it block on the file this process is about to remove
+    # it was waiting on the removed file: it must notice and lock the path's new file, not the old one
+    assert waiter.communicate(timeout=60)[0] == "held True True\n"
+    assert not store.lock_path(cfg).exists()
+
+
+def test_partial_writes_of_killed_processes_are_removed_under_the_lock(store):
+    run = train(tiny_dict(epochs=1), store=store)
+    stale = [run.path / ".checkpoint.pt.4242.tmp", run.path / ".manifest.json.4243.tmp"]
+    for p in stale:
+        p.write_bytes(b"partial")
+    with store.lock(run.config):
+        assert sorted(store.clean_partial_writes(run.config)) == sorted(stale)
+    assert not any(p.exists() for p in stale) and store.load(run.config) is not None
+
+
+def test_an_unwritable_store_raises_store_error_naming_it(tmp_path):
+    (tmp_path / "not_a_folder").write_text("")
+    store = RunStore(tmp_path / "not_a_folder" / "runs")
+    with pytest.raises(StoreError) as err:
+        train(tiny_dict(), store=store)
+    assert str(err.value).startswith(f"cannot write to the run store {store.root}: Not a directory")
+    assert isinstance(err.value, OSError)
+
+
+def test_runs_verify_reports_a_damaged_file(store):
+    run = train(tiny_dict(epochs=1), store=store)
+    assert store.list_runs(verify=True).status.tolist() == ["finished"]
+    (run.path / "history.csv").write_text("epoch\n1\n")
+    assert store.list_runs().status.tolist() == ["finished"]  # listing alone reads no checksum
+    assert store.list_runs(verify=True).status.tolist() == ["damaged: history.csv is missing or does not match "
+                                                            "its checksum"]

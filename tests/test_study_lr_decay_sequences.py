@@ -1,6 +1,6 @@
 import pytest
 
-from hpnb.metrics import cifar_accuracy, convergence_epoch, mnist_accuracy
+from hpnb.studies.lr_decay_sequences import cifar_accuracy, convergence_epoch, mnist_accuracy
 
 
 def test_convergence_epoch_finds_the_first_quiet_window():
