@@ -8,7 +8,7 @@ from .strategies import decay_sequence
 from .store import RunStore
 from .sweep import probe_table, sweep
 from .results import ChapterResults
-from .train import Run, describe_data
+from .loop import Run, describe_data
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .config import RunConfig
 from .data import load_data
 from .timing import Sizes, stand_in
-from .train import build, fit_members, resolve_device
+from .loop import build, fit_members, resolve_device
 from .utilisation import matmul_rate, training_flops
 
 # network → (model, input shape, classes, batch size, optimizer, augmented?, members trained together by the

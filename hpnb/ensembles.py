@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 
 from .config import RunConfig
-from .train import ensemble_key
+from .loop import ensemble_key
 
 HARD_CAP = 64  # members per ensemble, whatever the memory says
 MEMORY_SHARE = 0.5  # of the free device memory an ensemble may plan to use
@@ -77,7 +77,7 @@ def group(cfgs: Sequence[RunConfig], caps: dict[str, int] | None = None) -> list
 def plan_ensembles(cfgs: Sequence[RunConfig], limit: int | None = None) -> list[list[RunConfig]]:
     """The ensembles the executor trains for ``cfgs`` (computed without loading any data)."""
     from .timing import split_sizes
-    from .train import resolve_device
+    from .loop import resolve_device
 
     caps = {}
     for cfg in cfgs:

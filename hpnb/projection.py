@@ -1,6 +1,6 @@
 """``hpnb project``: how long a profile's chapters would take on this device, before training any of them.
 
-Every run the chapters would train (``planned_runs``) is split into the ensembles the executor would train
+Every run the chapters would train (their plans, without a store) is split into the ensembles the executor would train
 (``hpnb.ensembles``: same network, data and batches; as many members as fit in memory). For each distinct
 ensemble the real training loop runs a few steps on random data of the real shape; the measured seconds per
 step and per evaluated sample, with the real split sizes, give its seconds per epoch. No dataset is needed,
@@ -13,25 +13,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from .chapters import planned_runs
 from .config import RunConfig
 from .ensembles import plan_ensembles
 from .timing import EnsembleCost, measure, split_sizes
-from .train import ensemble_key, resolve_device
+from .loop import ensemble_key, resolve_device
 
 
 def project(profile: str = "paper", chapters=None, steps: int | None = None, device: str = "auto",
             root: Path | None = None) -> pd.DataFrame:
     """One row per chapter and kind of ensemble: runs, ensembles, epochs, measured seconds per ensemble epoch
     and projected hours. Every parameter file is checked before anything is timed."""
-    from .report import plan
+    from .pipeline import plan
 
     _, picked = plan(profile, chapters, root)
     device = str(resolve_device(device))
     steps = steps or (20 if device.startswith("cuda") else 3)
     rows, costs = [], {}
     for chapter in picked:
-        cfgs = [cfg.replace(device=device) for cfg in planned_runs(chapter.name, chapter.plan)]
+        cfgs = [cfg.replace(device=device) for cfg in chapter.plan(None).configs()]  # no store: every run
         varying = _varying_options(cfgs)
         kinds: dict[str, list[list[RunConfig]]] = {}
         for members in plan_ensembles(cfgs):

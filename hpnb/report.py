@@ -1,9 +1,10 @@
-"""``hpnb report``: execute every chapter with a parameter profile, render HTML, write the index.
+"""``hpnb report``: plan, execute and render a profile's chapters into a self-contained HTML report.
 
 outputs/<profile>/notebooks/<chapter>.ipynb   executed notebooks (also when a chapter fails)
-outputs/<profile>/html/<chapter>.html         self-contained chapters: figures embedded, code folded
-outputs/<profile>/results/<chapter>.json      what each chapter measured (written by the notebook)
-outputs/<profile>/index.html                  chapters, the reproduction scorecard and the environment
+outputs/<profile>/html/<chapter>.html         chapter pages: figures embedded, code folded, a table of contents,
+                                              how to reproduce, links to the chapter's data
+outputs/<profile>/results/<chapter>.json|csv  what each chapter measured, and its runs as tidy per-epoch data
+outputs/<profile>/index.html                  chapters, the claims and reference numbers, the environment
 """
 from __future__ import annotations
 
@@ -11,82 +12,59 @@ import html
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
-from . import paths
-from .chapters import validate_file
+from . import paths, pipeline
+from .claims import tally, tally_text
+from .pipeline import Chapter
 from .registry import ConfigError
+from .scorecard import reference_table, tally_html, verdict_table
 
-PROFILES = ("quick", "paper", "smoke")
+e = html.escape
 
-
-@dataclass
-class Chapter:
-    name: str
-    notebook: Path
-    params: Path
-    title: str = ""
-    status: str = "pending"
-    seconds: float = 0.0
-    error: str = ""
-    results: dict = field(default_factory=dict)
-    plan: object = None  # the chapter's validated plan (hpnb.chapters.load)
-
-
-# --------------------------------------------------------------------------- planning (fails fast)
-def resolve_profile(profile: str, root: Path) -> tuple[str, Path]:
-    """A profile name under params/, or a path to a folder of parameter files."""
-    folder = root / "params" / profile if profile in PROFILES or (root / "params" / profile).is_dir() else Path(profile)
-    if not folder.is_dir():
-        raise ConfigError(f"--profile {profile!r}: no folder {folder}; use one of {', '.join(PROFILES)} or a path")
-    return folder.name, folder
-
-
-def plan(profile: str, only: Optional[list[str]] = None, root: Optional[Path] = None) -> tuple[str, list[Chapter]]:
-    """The chapters to run, each with a parameter file whose keys the notebook declares."""
-    root = root or paths.project_root()
-    name, folder = resolve_profile(profile, root)
-    notebooks = sorted((root / "notebooks").glob("*.ipynb"))
-    if only:
-        picked = [nb for nb in notebooks if any(nb.stem == o or nb.stem.startswith(o) for o in only)]
-        unknown = [o for o in only if not any(nb.stem == o or nb.stem.startswith(o) for nb in notebooks)]
-        if unknown:
-            raise ConfigError(f"--chapter {unknown[0]!r}: no such chapter; chapters: "
-                              f"{', '.join(nb.stem for nb in notebooks)}")
-        notebooks = picked
-    chapters = []
-    for nb in notebooks:
-        params = folder / f"{nb.stem}.yaml"
-        if not params.is_file():
-            raise ConfigError(f"{params}: missing; every chapter needs a parameter file in {folder}")
-        checked = validate_file(nb.stem, nb, params)  # the notebook's own check, so it fails before any work
-        chapters.append(Chapter(nb.stem, nb, params, title=chapter_title(nb), plan=checked))
-    return name, chapters
+CSS = """
+body{font:16px/1.55 -apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;color:#1d2329;
+ max-width:1100px;margin:0 auto;padding:1.5rem 2rem 4rem;background:#fff}
+h1{font-size:1.9rem;border-bottom:2px solid #e4e7eb;padding-bottom:.3rem}h2{margin-top:2.2rem}
+a{color:#1a5fb4}.anchor-link{display:none}
+nav.top,nav.toc,.reproduce{font-size:.9rem;color:#5c6670}
+nav.toc{border:1px solid #e4e7eb;border-radius:4px;padding:.4rem 1rem;margin:1rem 0}
+nav.toc ol{margin:.2rem 0;padding-left:1.2rem}nav.toc li.h3{margin-left:1.2rem;list-style:circle}
+.reproduce{background:#f6f8fa;border-radius:4px;padding:.5rem 1rem}.reproduce code{font-size:.82rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.86rem}
+th,td{border:1px solid #d5dae0;padding:.28rem .6rem;text-align:left;vertical-align:top}th{background:#f3f5f7}
+img{max-width:100%;height:auto}figure{margin:1.2rem 0}figcaption,.caption{font-size:.9rem;color:#3d4650}
+.table-note{font-size:.82rem;color:#5c6670;max-width:900px}
+pre{background:#f6f8fa;padding:.6rem .8rem;overflow-x:auto;font-size:.82rem;border-radius:4px}
+details.code{margin:.4rem 0;font-size:.85rem}details.code summary{cursor:pointer;color:#5c6670}
+.output_stdout pre,.output_text pre{background:none;padding:0}
+.prompt{display:none}.output_error pre{background:#fdecea}
+.status-ok{color:#1e7b34;font-weight:600}.status-failed{color:#b3261e;font-weight:600}
+.supported{color:#1e7b34}.contradicted{color:#b3261e}.inconclusive{color:#8a6d00}.not-measurable{color:#5c6670}
+.verdict{font-weight:600}small.rule,small.source{color:#5c6670}.flag{color:#b3261e;font-weight:600}
+"""
 
 
-def chapter_title(notebook: Path) -> str:
-    nb = json.loads(notebook.read_text())
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "markdown":
-            for line in "".join(cell["source"]).splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return notebook.stem
+def page(title: str, body: str, nav: str = "") -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{e(title)}</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head>\n"
+            f"<body>\n{nav}\n{body}\n</body></html>\n")
 
 
-# --------------------------------------------------------------------------- executing
-def execute(chapter: Chapter, profile: str, out_dir: Path) -> None:
+# --------------------------------------------------------------------------- running a notebook
+def run_notebook(chapter: Chapter, profile: str, out_dir: Path) -> None:
+    """Execute the chapter's notebook with its parameter file (papermill); a failure is recorded, not raised."""
     import papermill
 
-    parameters = yaml.safe_load(chapter.params.read_text()) or {}
-    parameters["profile"] = profile
+    parameters = {**(yaml.safe_load(chapter.params_file.read_text()) or {}), "profile": profile}
     target = out_dir / "notebooks" / f"{chapter.name}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -109,32 +87,7 @@ def _short_error(err: Exception) -> str:
     return f"{ename}: {evalue}".strip()[:2000]
 
 
-# --------------------------------------------------------------------------- rendering
-CSS = """
-body{font:16px/1.55 -apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;color:#1d2329;
- max-width:1080px;margin:0 auto;padding:1.5rem 2rem 4rem;background:#fff}
-h1{font-size:1.9rem;border-bottom:2px solid #e4e7eb;padding-bottom:.3rem}h2{margin-top:2.2rem}
-a{color:#1a5fb4}.anchor-link{display:none}
-nav.top{font-size:.9rem;margin-bottom:1rem;color:#5c6670}
-table{border-collapse:collapse;margin:.8rem 0;font-size:.88rem}
-th,td{border:1px solid #d5dae0;padding:.28rem .6rem;text-align:left;vertical-align:top}th{background:#f3f5f7}
-img{max-width:100%;height:auto}
-pre{background:#f6f8fa;padding:.6rem .8rem;overflow-x:auto;font-size:.82rem;border-radius:4px}
-details.code{margin:.4rem 0;font-size:.85rem}details.code summary{cursor:pointer;color:#5c6670}
-.output_stdout pre,.output_text pre{background:none;padding:0}
-.prompt{display:none}.output_error pre{background:#fdecea}
-.status-ok{color:#1e7b34;font-weight:600}.status-failed{color:#b3261e;font-weight:600}
-.supported{color:#1e7b34}.contradicted{color:#b3261e}.inconclusive{color:#8a6d00}
-"""
-
-
-def page(title: str, body: str, nav: str = "") -> str:
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><link rel=\"icon\" href=\"data:,\"><style>{CSS}</style></head>\n"
-            f"<body>\n{nav}\n{body}\n</body></html>\n")
-
-
+# --------------------------------------------------------------------------- chapter pages
 def _fold_code(nb) -> None:
     """Put each code cell's source, folded in a <details> block, before its outputs; drop stderr (progress).
 
@@ -151,12 +104,43 @@ def _fold_code(nb) -> None:
         outputs = [o for o in cell.get("outputs", [])
                    if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
         if cell.source.strip():
-            folded = f'<details class="code"><summary>{label}</summary><pre>{html.escape(cell.source)}</pre></details>'
+            folded = f'<details class="code"><summary>{label}</summary><pre>{e(cell.source)}</pre></details>'
             outputs.insert(0, nbformat.v4.new_output("display_data", data={"text/html": folded}))
         cell.outputs = outputs
 
 
-def render(executed: Path, target: Path, title: str, profile: str) -> None:
+def relink(body: str, source_dir: Path, page_dir: Path) -> str:
+    """Rewrite relative links written from the notebook's folder so they resolve from the page's folder."""
+    def fix(match: re.Match) -> str:
+        attr, target = match.group(1), match.group(2)
+        if re.match(r"^(#|[a-z][a-z0-9+.-]*:|/)", target):
+            return match.group(0)
+        resolved = (source_dir / html.unescape(target)).resolve()
+        return f'{attr}="{e(Path(os.path.relpath(resolved, page_dir)).as_posix())}"'
+
+    return re.sub(r'\b(href|src)="([^"]*)"', fix, body)
+
+
+def contents(body: str) -> str:
+    """A table of contents from the page's section headings."""
+    items = []
+    for level, anchor, text in re.findall(r'<h([23]) id="([^"]+)">(.*?)<a class="anchor-link"', body):
+        items.append(f'<li class="h{level}"><a href="#{anchor}">{re.sub("<[^>]+>", "", text)}</a></li>')
+    return f'<nav class="toc"><b>Contents</b><ol>{"".join(items)}</ol></nav>' if items else ""
+
+
+def reproduce(chapter: Chapter, profile: str, root: Path) -> str:
+    params = os.path.relpath(chapter.params_file, root)
+    notebook = os.path.relpath(chapter.notebook, root)
+    option = profile if (root / "params" / profile).resolve() == chapter.params_file.parent.resolve() else \
+        str(chapter.params_file.parent)
+    return (f'<div class="reproduce"><b>Reproduce this page:</b> <code>hpnb report --profile {e(option)} --chapter '
+            f'{e(chapter.name)}</code>, or run the notebook alone: <code>papermill {e(notebook)} out.ipynb -f '
+            f'{e(params)}</code>. Its data: <a href="../results/{e(chapter.name)}.csv" download>every run and epoch '
+            f'(CSV)</a> · <a href="../results/{e(chapter.name)}.json">numbers and verdicts (JSON)</a></div>')
+
+
+def render(chapter: Chapter, executed: Path, target: Path, profile: str, root: Path) -> None:
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -165,29 +149,67 @@ def render(executed: Path, target: Path, title: str, profile: str) -> None:
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
-    nav = (f'<nav class="top"><a href="../index.html">← hpnb report ({html.escape(profile)} profile)</a> · '
+    body = relink(body, chapter.notebook.parent, target.parent)
+    title_end = body.find("</h1>")
+    head = contents(body) + reproduce(chapter, profile, root)
+    body = body[:title_end + 5] + head + body[title_end + 5:] if title_end >= 0 else head + body
+    nav = (f'<nav class="top"><a href="../index.html">← hpnb report ({e(profile)} profile)</a> · '
            f'<a href="../notebooks/{executed.name}">executed notebook</a></nav>')
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page(title, body, nav))
+    target.write_text(page(chapter.title, body, nav))
 
 
-def environment(profile: str) -> dict:
+# --------------------------------------------------------------------------- the index
+def _pins() -> dict[str, str]:
+    """Exact versions the project pins (``name==version`` in its dependencies)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        reqs = requires("hpnb") or []
+    except PackageNotFoundError:
+        reqs = []
+    return dict(m.groups() for r in reqs if (m := re.match(r"^([A-Za-z0-9_.-]+)==([^;\s]+)", r)))
+
+
+def _git(root: Path) -> str:
+    def git(*args) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if not top or Path(top).resolve() != root.resolve():
+            return "unknown (the project folder is not a git checkout of its own)"
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".", ":(exclude)outputs")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git is not available)"
+    return commit + (" — with uncommitted changes" if dirty else "") if commit else "unknown (no commit yet)"
+
+
+def environment(profile: str, root: Optional[Path] = None) -> tuple[dict, list[str]]:
+    """What the report ran on, and flags where it differs from what the project pins or is not a clean commit."""
     import numpy
     import pandas
     import sklearn
     import torch
     import torchvision
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.project_root(),
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {"profile": profile, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit or "unknown",
-            "device": device, "python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "numpy": numpy.__version__, "pandas": pandas.__version__,
-            "scikit-learn": sklearn.__version__, "platform": platform.platform()}
+    root = root or paths.project_root()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
+        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    installed = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    flags = []
+    for name, pin in _pins().items():
+        version = installed.get(name)
+        if version is not None and version.split("+")[0] != pin:
+            flags.append(f"{name} {version} is installed; the project pins {pin}")
+    commit = _git(root)
+    if commit.startswith("unknown") or "uncommitted" in commit:
+        flags.append(f"code version: {commit}")
+    env = {"profile": profile, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit, "device": device,
+           "python": platform.python_version(), **installed, "numpy": numpy.__version__,
+           "pandas": pandas.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
+    return env, flags
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -196,79 +218,94 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _num(value, digits: int = 4) -> str:
-    return "—" if value is None else f"{value:.{digits}g}"
-
-
-def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict, seconds: float) -> Path:
-    e = html.escape
+def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict, flags: list[str],
+                seconds: float) -> Path:
     rows = []
     for ch in chapters:
-        runs = ch.results.get("runs", {})
-        link = f'<a href="html/{ch.name}.html">{e(ch.title)}</a>'
         status = f'<span class="status-{ch.status}">{ch.status}</span>'
-        if ch.error:
-            status += f'<br><small>{e(ch.error[:300])}</small><br><a href="notebooks/{ch.name}.ipynb">partly executed notebook</a>'
-        rows.append([link, status, f"{ch.seconds:.0f} s",
-                     f"{runs.get('trained', 0) + runs.get('cached', 0)} / {runs.get('trained', 0)}" if runs else "—"])
-    chapters_html = _table(["chapter", "status", "wall time", "runs used / trained"], rows)
-
-    claim_rows, ref_rows = [], []
+        if ch.status == "failed":
+            status += (f'<br><small>{e(ch.error[:300])}</small><br>'
+                       f'<a href="notebooks/{ch.name}.ipynb">partly executed notebook</a>')
+        elif ch.error:
+            status += f"<br><small>{e(ch.error[:300])}</small>"
+        data = f'<a href="results/{ch.name}.csv" download>CSV</a>' if (out_dir / "results" / f"{ch.name}.csv").exists() \
+            else "—"
+        rows.append([f'<a href="html/{ch.name}.html">{e(ch.title)}</a>', status, f"{ch.seconds:.0f} s",
+                     str(ch.trained + ch.cached + ch.failed), str(ch.trained), str(ch.cached), str(ch.failed), data])
+    chapters_html = _table(["chapter", "status", "notebook time", "runs planned", "trained now", "reused",
+                            "failed", "tidy data"], rows)
+    claims, refs = [], []
     for ch in chapters:
+        short = ch.title.split(":")[0]
         for c in ch.results.get("claims", []):
-            claim_rows.append([e(ch.title.split(":")[0]), e(c["claim"]),
-                               f'<span class="{c["verdict"]}">{c["verdict"]}</span>', e(c["evidence"])])
-        for r in ch.results.get("references", []):
-            ref_rows.append([e(ch.title.split(":")[0]), e(r["item"]), _num(r["reference"]), _num(r["reproduced"]),
-                             _num(r["std"], 2), _num(r["difference"], 3), str(r["n_seeds"])])
-    verdicts = [c[2] for c in claim_rows]
-    tally = ", ".join(f"{sum(v.count(k) for v in verdicts)} {k}" for k in ("supported", "contradicted", "inconclusive"))
+            claims.append({**c, "chapter": short, "link": f"html/{ch.name}.html"})
+        refs += [{**r, "chapter": short} for r in ch.results.get("references", [])]
+    counts = tally(claims)
+    headline = ", ".join(f"{sum(counts[s].values())} {label}" for s, label in
+                         (("write-up", "claims of the write-ups"), ("beyond", "beyond them"),
+                          ("self-check", "self-checks")) if sum(counts[s].values()))
+    env_rows = [[e(k), e(str(v))] for k, v in env.items()]
+    flag_html = "".join(f'<p class="flag">⚠ {e(f)}</p>' for f in flags)
     body = [f"<h1>hpnb report — {e(profile)} profile</h1>",
             f"<p>{len(chapters)} chapters in {seconds / 60:.1f} minutes. Every number below is computed from this "
-            f"profile's runs; write-up numbers are labelled as such. The quick profile shrinks each study to CPU "
-            f"scale on stand-in data, so its reproduced values are not expected to match the write-ups.</p>",
-            "<h2>Chapters</h2>", chapters_html,
-            f"<h2>Scorecard: the write-ups' claims</h2><p>{tally}.</p>",
-            _table(["chapter", "claim", "verdict", "evidence"], claim_rows) if claim_rows else "<p>No claims recorded.</p>",
+            f"profile's runs; the write-ups' numbers are labelled as such. The quick profile shrinks each study to "
+            f"CPU scale on stand-in data, so its values are not expected to match the write-ups.</p>",
+            flag_html, "<h2>Chapters</h2>", chapters_html,
+            f"<h2>Scorecard: claims</h2><p>{e(headline or 'No claims recorded')}. {e(tally_text(claims))}</p>",
+            tally_html(claims) if claims else "",
+            "<p>Verdicts: <b>supported</b> or <b>contradicted</b> when the difference exceeds the claim's minimum "
+            "effect and twice its standard error across seeds; <b>inconclusive</b> when it does not; <b>not "
+            "measurable</b> when the runs cannot bear on the claim (no finished or a diverged run, a metric that "
+            "never fired, every compared setting near chance, or an exact tie). Each row links to its section.</p>",
+            verdict_table(claims, with_chapter=True) if claims else "",
             "<h2>Scorecard: reference numbers</h2>",
-            _table(["chapter", "item", "write-up", "reproduced (mean)", "std over seeds", "difference", "seeds"],
-                   ref_rows) if ref_rows else "<p>No reference numbers recorded.</p>",
-            "<h2>Environment</h2>", _table(["", ""], [[e(k), e(str(v))] for k, v in env.items()])]
+            reference_table(refs, with_chapter=True) if refs else "<p>No reference numbers recorded.</p>",
+            "<h2>Environment</h2>", flag_html, _table(["", ""], env_rows)]
     path = out_dir / "index.html"
     path.write_text(page(f"hpnb report ({profile})", "\n".join(body)))
     return path
 
 
 # --------------------------------------------------------------------------- the command
-def build_report(profile: str = "quick", only: Optional[list[str]] = None,
-                 root: Optional[Path] = None) -> tuple[Path, list[Chapter]]:
-    name, chapters = plan(profile, only, root)  # every parameter file checked before any chapter runs
+def build_report(profile: str = "quick", only: Optional[list[str]] = None, root: Optional[Path] = None,
+                 train: bool = True) -> tuple[Path, list[Chapter]]:
+    """Plan (every parameter file checked first), execute (train what the store lacks; skipped with
+    ``train=False``), then render every chapter and the index."""
+    root = root or paths.project_root()
+    name, chapters = pipeline.plan(profile, only, root)
     out_dir = paths.outputs_dir() / name
     start = time.time()
+    if train:
+        pipeline.execute(chapters)
     for i, ch in enumerate(chapters, 1):
         elapsed = time.time() - start
-        eta = f", about {elapsed / (i - 1) * (len(chapters) - i + 1) / 60:.1f} min left" if i > 1 else ""
-        print(f"[{i}/{len(chapters)}] {ch.name} ({name} profile; {elapsed / 60:.1f} min elapsed{eta})", flush=True)
-        execute(ch, name, out_dir)
-        render(out_dir / "notebooks" / f"{ch.name}.ipynb", out_dir / "html" / f"{ch.name}.html", ch.title, name)
-        runs = ch.results.get("runs", {})
-        print(f"    {ch.status} in {ch.seconds:.0f} s; runs trained {runs.get('trained', '?')}, "
-              f"reused {runs.get('cached', '?')}" + (f"; {ch.error}" if ch.error else ""), flush=True)
-    index = write_index(out_dir, name, chapters, environment(name), time.time() - start)
+        print(f"[{i}/{len(chapters)}] {ch.name} ({name} profile; {elapsed / 60:.1f} min elapsed)", flush=True)
+        run_notebook(ch, name, out_dir)
+        executed = out_dir / "notebooks" / f"{ch.name}.ipynb"
+        render(ch, executed, out_dir / "html" / f"{ch.name}.html", name, root)
+        notebook_runs = ch.results.get("runs", {})
+        if notebook_runs.get("trained"):  # trained inside the notebook: render ran before execute finished
+            ch.trained += notebook_runs["trained"]
+            ch.cached = max(0, ch.cached - notebook_runs["trained"])
+        print(f"    {ch.status} in {ch.seconds:.0f} s" + (f"; {ch.error}" if ch.error else ""), flush=True)
+    env, flags = environment(name, root)
+    index = write_index(out_dir, name, chapters, env, flags, time.time() - start)
     print(f"report: {index}")
     return index, chapters
 
 
 def add_report_parser(sub) -> None:
-    p = sub.add_parser("report", help="execute the chapters with a profile and render the HTML report")
+    p = sub.add_parser("report", help="plan, train what is missing, and render the HTML report of a profile")
     p.add_argument("--profile", default="quick", help="quick | paper | smoke | a folder of parameter files")
     p.add_argument("--chapter", nargs="*", default=None, help="chapter names (or prefixes such as 01) to run")
+    p.add_argument("--no-train", action="store_true", help="render only; runs missing from the store are trained "
+                                                           "by the notebooks themselves")
     p.set_defaults(func=_report_command)
 
 
 def _report_command(args) -> int:
     try:
-        _, chapters = build_report(args.profile, args.chapter)
+        _, chapters = build_report(args.profile, args.chapter, train=not args.no_train)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

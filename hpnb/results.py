@@ -18,7 +18,7 @@ import pandas as pd
 from . import paths
 from .claims import Measure, Verdict
 from .exhibits import Figure, Html, Table, render_png, slug
-from .scorecard import verdict_table
+from .scorecard import tally_html, verdict_table
 from .stats import mean_std
 
 
@@ -54,6 +54,10 @@ class ChapterResults:
         """The verdicts of ``sections`` (all when none is given) as a table whose rows carry the claims' anchors."""
         records = [v for v in self.verdicts if not sections or v["section"] in sections]
         return Html(verdict_table(records))
+
+    def scorecard(self) -> Html:
+        """The chapter's tally (write-up claims, beyond, self-checks) and every verdict."""
+        return Html(tally_html(self.verdicts) + verdict_table(self.verdicts))
 
     # ------------------------------------------------------------------ runs, figures and tables
     def add_sweep(self, name: str, df: pd.DataFrame) -> pd.DataFrame:

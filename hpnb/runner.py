@@ -20,7 +20,7 @@ from .data import DataSplits, load_data
 from .ensembles import group, member_cap
 from .registry import ConfigError
 from .store import RunStore
-from .train import EpochState, Run, ensemble_key, fit_members, resolve_device
+from .loop import EpochState, Run, ensemble_key, fit_members, resolve_device
 
 ConfigLike = Union[RunConfig, dict, str, Path]
 StoreLike = Union[RunStore, str, Path, None]

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from .config import RunConfig
-from .train import EpochState, Run
+from .loop import EpochState, Run
 
 MANIFEST = "manifest.json"
 CHECKPOINT_MAGIC = b"HPNBCKPT"  # checkpoint file = magic + SHA-256 of the payload + payload

@@ -14,7 +14,7 @@ from .batches import EvalBatches
 from .config import DataConfig, RunConfig
 from .data import STATS, DataSplits, TensorSet, load_data
 from .stack import ModelStack
-from .train import build, evaluate, fit_members, resolve_device, uses_channels_last
+from .loop import build, evaluate, fit_members, resolve_device, uses_channels_last
 
 # Official splits: (input shape, train images, test images, classes)
 OFFICIAL = {

@@ -13,7 +13,7 @@ import torch
 
 from hpnb import RunConfig, RunStore
 from hpnb.runner import train
-from hpnb.train import fit, fit_members
+from hpnb.loop import fit, fit_members
 
 from conftest import tiny_dict
 from test_ensembles import same_history, strategy_runs

@@ -14,7 +14,7 @@ import torch
 from hpnb import RunConfig, RunStore
 from hpnb.ensembles import group
 from hpnb.runner import train, train_runs
-from hpnb.train import ensemble_key, fit, fit_members
+from hpnb.loop import ensemble_key, fit, fit_members
 
 from conftest import REPO, tiny_dict
 

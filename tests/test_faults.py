@@ -72,7 +72,7 @@ def _lol() -> str:  # "billion laughs": nine aliases of nine aliases ..., small 
 
 
 ALLOWED_TOP = ("data, model, init, optimizer, schedule, strategy, epochs, batch_size, drop_last, eval_batch_size, "
-               "test_every_epoch, seed, probes, device, amp, channels_last, compile")
+               "test_every_epoch, seed, probes, device, amp, channels_last, compile, cuda_graphs")
 MAPPING = "expected a mapping of run settings"
 NO_CUDA = not torch.cuda.is_available()
 

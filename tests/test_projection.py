@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from hpnb import RunConfig
-from hpnb.chapters import planned_runs, validate_file
+from hpnb.studies import load, validate_file
 from hpnb.config import DataConfig
 from hpnb.data import load_data
 from hpnb.models import build_model
@@ -63,8 +63,8 @@ def test_epoch_cost_is_steps_plus_validation_time():
 def test_projection_covers_every_planned_run_of_a_chapter():
     chapter = "04_ldlt_lipschitz_init"
     table = project("smoke", [chapter[:2]], steps=2, device="cpu", root=REPO)
-    runs = planned_runs(chapter, validate_file(chapter, REPO / "notebooks" / f"{chapter}.ipynb",
-                                               REPO / "params" / "smoke" / f"{chapter}.yaml"))
+    notebook = REPO / "notebooks" / f"{chapter}.ipynb"
+    runs = load(notebook).plan(validate_file(notebook, REPO / "params" / "smoke" / f"{chapter}.yaml")).configs()
     assert table.runs.sum() == len(runs)
     # two depths × two optimizers make four kinds of ensemble; the inits (He and two scales) × two seeds of
     # each kind train together

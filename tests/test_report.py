@@ -1,19 +1,25 @@
-"""The report end to end: every chapter through papermill with the smoke profile, HTML checks, failure
-isolation, and the pages in a real headless browser."""
+"""The report end to end: plan, execute and render with the smoke profile, the pages' content and links, the
+index's tally, failure isolation, a profile whose runs sit at chance, and the pages in a real headless browser."""
 import json
 import os
 import re
 import shutil
 import threading
 from functools import partial
+from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import nbformat
+import pandas as pd
 import pytest
+import yaml
 
-from hpnb import ConfigError
-from hpnb.report import build_report, plan
+from hpnb import ConfigError, RunStore
+from hpnb.claims import SOURCES, VERDICTS
+from hpnb.pipeline import plan
+from hpnb.report import build_report
 
 from conftest import REPO
 
@@ -45,72 +51,89 @@ def test_every_chapter_executes_and_renders(smoke_report):
     for ch in chapters:
         page = (out / "html" / f"{ch.name}.html").read_text()
         assert f"<title>{ch.title}</title>" in page.replace("&#x27;", "'")
-        assert len(re.findall(r"<h2", page)) >= 3, ch.name  # the write-up's sections
-        assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', page)) >= 2, ch.name  # embedded figures
-        assert "<table" in page and "Assumptions" in page and "Data used" in page
+        assert len(re.findall(r"<h2", page)) >= 4, ch.name  # the write-up's sections
+        figures = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
+        assert len(figures) >= 2 and all(figures), ch.name  # embedded, each with its title as alt text
+        assert 'class="toc"' in page and "Contents" in page
+        assert f"hpnb report --profile smoke --chapter {ch.name}" in page
+        assert f"papermill notebooks/{ch.name}.ipynb out.ipynb -f params/smoke/{ch.name}.yaml" in page
+        assert "Assumptions" in page and "Data used" in page
         assert not re.search(r'(src|href)="https?://', page), "the page must not fetch anything"
-        assert 'class="code"' in page  # code folded, not shown inline
-        assert "Traceback" not in page
+        assert 'class="code"' in page and "Traceback" not in page
         executed = nbformat.read(out / "notebooks" / f"{ch.name}.ipynb", as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
 
 
-def test_results_files_hold_references_and_verdicts(smoke_report):
+def test_results_hold_references_verdicts_and_tidy_data(smoke_report):
     out, _, chapters = smoke_report
     for ch in chapters:
         data = json.loads((out / "results" / f"{ch.name}.json").read_text())
-        assert data["profile"] == "smoke" and data["data"]
-        assert data["claims"] and all(c["verdict"] in ("supported", "contradicted", "inconclusive")
+        assert data["profile"] == "smoke"
+        assert data["claims"] and all(c["verdict"] in VERDICTS and c["source"] in SOURCES and c["rule"]
                                       for c in data["claims"])
+        assert all(c["reason"] for c in data["claims"] if c["verdict"] == "not measurable")
         refs = data["references"]
         assert refs and all({"reference", "reproduced", "difference", "n_seeds"} <= set(r) for r in refs)
-        assert data["runs"]["trained"] + data["runs"]["cached"] > 0
+        tidy = pd.read_csv(out / "results" / f"{ch.name}.csv")
+        per_run = tidy.dropna(subset=["epoch"])
+        assert not per_run.duplicated(["sweep", "hash", "epoch"]).any()  # one row per run and epoch
+        assert {"config.model.name", "config.optimizer.name", "config.seed", "config.data.name"} <= set(tidy.columns)
+        planned = {cfg.hash for cfg in ch.plan(RunStore()).configs()}
+        assert set(tidy.hash) == planned, ch.name
 
 
-def test_planned_runs_are_exactly_the_runs_the_notebooks_train(smoke_report, outputs):
-    """``planned_runs`` (what ``hpnb project`` costs) must match what the executed notebooks put in the store."""
-    import itertools
+def test_every_table_with_write_up_numbers_has_difference_and_n(smoke_report):
+    out, _, chapters = smoke_report
+    checked = 0
+    for ch in chapters:
+        page = (out / "html" / f"{ch.name}.html").read_text()
+        for block in re.findall(r'<div[^>]*class="hpnb-table-block"[^>]*>(.*?)</div>', page, re.S):
+            header = re.search(r"<thead>(.*?)</thead>", block, re.S).group(1)
+            if "· write-up</th>" in header:  # a column of the write-up's numbers
+                checked += 1
+                assert "difference" in header and "· n" in header, (ch.name, header[:200])
+    assert checked >= 8
 
-    from hpnb.chapters import planned_runs, validate_file
-    from hpnb.chapters.mobilenet_cifar100 import planned_runs as chapter2_runs
-    from hpnb.store import RunStore
 
+def test_execute_trains_every_planned_run_once_and_render_trains_none(smoke_report, outputs):
+    out, _, chapters = smoke_report
     stored = set(RunStore(outputs / "runs").list_runs().hash)
-    plans = {ch: validate_file(ch, REPO / "notebooks" / f"{ch}.ipynb", REPO / "params" / "smoke" / f"{ch}.yaml")
-             for ch in CHAPTERS}
-    fixed = {cfg.hash for ch in CHAPTERS if not ch.startswith("02") for cfg in planned_runs(ch, plans[ch])}
-    p2 = plans["02_mobilenet_cifar100"]
-    # chapter 2 picks its rate and weight decay from results: exactly one choice must account for the rest
-    matches = [{cfg.hash for cfg in chapter2_runs(p2, lr, wd)}
-               for lr, wd in itertools.product(p2.params["lrs"], p2.params["weight_decays"])]
-    assert [fixed | m == stored for m in matches].count(True) == 1
-    trained = sum(json.loads((smoke_report[0] / "results" / f"{c}.json").read_text())["runs"]["trained"]
-                  for c in CHAPTERS)
-    assert trained == len(stored)  # each planned run trained once, in workers (chapter 4) or not
+    planned = set()
+    for ch in chapters:
+        planned |= {cfg.hash for cfg in ch.plan(RunStore(outputs / "runs")).configs()}
+        assert ch.results["runs"]["trained"] == 0, ch.name  # the notebooks only read
+    assert planned == stored
+    assert sum(ch.trained for ch in chapters) == len(stored)  # shared runs count once, where first planned
 
 
-def test_index_has_chapters_scorecard_and_environment(smoke_report):
+def test_index_tally_equals_the_claims_table(smoke_report):
     out, index, chapters = smoke_report
     page = index.read_text()
     for ch in chapters:
-        assert f'href="html/{ch.name}.html"' in page
-    assert "Scorecard: the write-ups&#x27; claims" in page or "Scorecard: the write-ups' claims" in page
-    assert page.count('class="supported"') + page.count('class="contradicted"') + page.count('class="inconclusive"') >= 10
-    assert "torch" in page and "smoke" in page and "Environment" in page
+        assert f'href="html/{ch.name}.html"' in page and f'href="results/{ch.name}.csv"' in page
+    table = re.search(r'<table class="verdicts">(.*?)</table>', page, re.S).group(1)
+    shown = re.findall(r'<span class="verdict ([a-z-]+)">', table)
+    tally = re.search(r'<table class="tally">(.*?)</table>', page, re.S).group(1)
+    counts = [list(map(int, re.findall(r"<td[^>]*>(\d+)</td>", row))) for row in re.findall(r"<tr>(.*?)</tr>", tally)]
+    counted = {v: sum(row[i] for row in counts if row) for i, v in enumerate(VERDICTS)}
+    assert counted == {v: shown.count(v.replace(" ", "-")) for v in VERDICTS}
+    recorded = [c for ch in chapters for c in ch.results["claims"]]
+    assert len(shown) == len(recorded) == sum(row[-1] for row in counts if row)
+    assert all(f'href="html/{ch.name}.html#claim-' in page for ch in chapters)
 
 
 def test_rerun_reuses_cached_runs(smoke_report):
     _, chapters = build_report("smoke", ["04"])
-    runs = chapters[0].results["runs"]
-    assert runs["trained"] == 0 and runs["cached"] > 0
+    assert chapters[0].trained == 0 and chapters[0].cached > 0
 
 
 def test_failed_chapter_is_reported_and_the_others_still_run(outputs, tmp_path):
     root = tmp_path / "project"
     (root / "notebooks").mkdir(parents=True)
-    shutil.copytree(REPO / "params", root / "params")
+    (root / "params" / "smoke").mkdir(parents=True)
     for name in ("03_lr_decay_sequences", "04_ldlt_lipschitz_init"):
         shutil.copy(REPO / "notebooks" / f"{name}.ipynb", root / "notebooks")
+        shutil.copy(REPO / "params" / "smoke" / f"{name}.yaml", root / "params" / "smoke")
     broken = root / "notebooks" / "03_lr_decay_sequences.ipynb"
     nb = nbformat.read(broken, as_version=4)
     nb.cells.insert(3, nbformat.v4.new_code_cell('raise RuntimeError("deliberate failure")'))
@@ -135,6 +158,72 @@ def test_bad_profile_or_chapter_fails_before_any_work(tmp_path):
     (params / "02_mobilenet_cifar100.yaml").write_text("seeds: [0]\nlrs: fast\n")
     with pytest.raises(ConfigError, match=r"02_mobilenet_cifar100\.yaml: lrs: got 'fast'"):
         plan(str(params))
+    (params / "02_mobilenet_cifar100.yaml").write_text((REPO / "params" / "smoke" / "02_mobilenet_cifar100.yaml")
+                                                       .read_text())
+    (params / "05_typo.yaml").write_text("seeds: [0]\n")
+    with pytest.raises(ConfigError, match=r"05_typo\.yaml: no chapter of that name"):
+        plan(str(params))
+    (params / "05_typo.yaml").unlink()
+    (params / "01_init_and_schedules.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"01_init_and_schedules\.yaml: missing"):
+        plan(str(params))
+
+
+def test_runs_at_chance_give_not_measurable_verdicts_and_no_winner(outputs, tmp_path):
+    """A profile built to learn nothing: rates of 1e-7, so every setting stays at chance."""
+    chapter = "03_lr_decay_sequences"
+    profile = tmp_path / "at_chance"
+    profile.mkdir()
+    values = yaml.safe_load((REPO / "params" / "smoke" / f"{chapter}.yaml").read_text())
+    values.update(r0=1e-7, benchmark_lr=1e-7, quirk_free=False)
+    (profile / f"{chapter}.yaml").write_text(yaml.safe_dump(values))
+    _, (ch,) = build_report(str(profile), [chapter])
+    assert ch.status == "ok", ch.error
+    claims = ch.results["claims"]
+    measured = [c for c in claims if c["section"] in ("4.2", "4.3")]
+    assert measured and all(c["verdict"] == "not measurable" for c in measured)
+    assert any("near chance" in c["reason"] for c in measured)
+    page = (outputs / "at_chance" / "html" / f"{chapter}.html").read_text()
+    assert not re.search(r"★</td>", page)  # no best setting is starred
+    assert "no setting can be named most accurate" in page
+
+
+# ----------------------------------------------------------------------------- every link resolves
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.ids = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        for key in ("href", "src"):
+            if attrs.get(key) and not attrs[key].startswith("data:"):
+                self.links.append(attrs[key])
+
+
+def parse(path: Path) -> Links:
+    links = Links()
+    links.feed(path.read_text())
+    return links
+
+
+def test_every_link_on_every_page_resolves(smoke_report):
+    out, index, chapters = smoke_report
+    pages = [index] + [out / "html" / f"{c.name}.html" for c in chapters]
+    checked = 0
+    for page in pages:
+        for link in parse(page).links:
+            url = urlparse(link)
+            assert not url.scheme and not url.netloc, f"{page.name}: external link {link}"
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            assert target.exists(), f"{page.name}: {link} → {target} is missing"
+            if url.fragment and target.suffix == ".html":  # as browsers do: the raw fragment, then decoded
+                ids = parse(target).ids
+                assert url.fragment in ids or unquote(url.fragment) in ids, f"{page.name}: {link} names no anchor"
+            checked += 1
+    assert checked > 50
 
 
 # ----------------------------------------------------------------------------- the real browser
@@ -148,6 +237,7 @@ def test_pages_load_cleanly_in_headless_chromium(smoke_report):
 
     out, _, chapters = smoke_report
     assert CHROMIUM, "chromium must be installed in CI"
+
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -169,10 +259,16 @@ def test_pages_load_cleanly_in_headless_chromium(smoke_report):
             page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
             for path in ["index.html"] + [f"html/{c.name}.html" for c in chapters]:
                 page.goto(f"{base}/{path}", wait_until="load")
-                text = page.inner_text("body")
-                assert len(text) > 500, f"{path} looks blank"
+                assert len(page.inner_text("body")) > 500, f"{path} looks blank"
                 broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
                 assert broken == 0, f"{path}: {broken} images did not render"
+                for href in page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"):
+                    if not href.startswith(base):
+                        problems.append(f"{path}: link leaves the report: {href}")
+                    elif "#" not in href:  # files: each must be served
+                        status = page.request.get(href).status
+                        if status != 200:
+                            problems.append(f"{path}: {href} → HTTP {status}")
                 page.screenshot(path=str(shots / (Path(path).stem + ".png")), full_page=False)
             browser.close()
     finally:

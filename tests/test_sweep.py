@@ -29,6 +29,7 @@ def test_sweep_returns_tidy_rows_and_records_failures(store):
     bad = df[df.label == "bad probe"]
     assert len(bad) == 2 and set(bad.status) == {"failed"}
     assert bad.error.str.contains("no parameter 'no.such.weight'").all()
-    assert df.attrs == {"trained": 2, "cached": 0, "failed": 2}
+    assert {k: df.attrs[k] for k in ("trained", "cached", "failed")} == {"trained": 2, "cached": 0, "failed": 2}
+    assert set(df.attrs["configs"]) == set(df.hash)  # every run's whole config, for the tidy data
     again = sweep(tiny_dict(epochs=2), grid[:1], seeds=[0, 1], store=store)
     assert again.attrs["cached"] == 2

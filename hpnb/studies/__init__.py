@@ -61,7 +61,7 @@ def validate_file(notebook: Path, params_file: Path, profile: Optional[str] = No
     """A chapter's parameters from its notebook's defaults overridden by ``params_file``, validated: known keys
     only, every value typed and in range; errors name the file and the key."""
     study = load(notebook)
-    values = read_yaml_mapping(params_file)
+    values = read_yaml_mapping(params_file, what="chapter parameters")
     defaults = notebook_defaults(notebook)
     for key in values:
         if key not in defaults:

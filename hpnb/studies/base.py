@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..claims import Measure, measure
 from ..config import RunConfig
+from ..exhibits import Table, Text
 from ..registry import ConfigError
 from ..runner import DEFAULT
 from ..schema import DISTINCT, NON_EMPTY, Rule, build
@@ -126,11 +127,23 @@ def setting_measure(df: pd.DataFrame, label: str, metric: str, by: str = "label"
                    censored=censored, chance=chance, best=best, scale=scale)
 
 
-def failures(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Runs that raised, with their error message (none: an empty frame)."""
+def failure_note(*frames: pd.DataFrame) -> Optional[Table]:
+    """The runs of these sweeps that raised, with their errors, so a chapter never hides one (None if none)."""
     rows = [f.loc[f.status == "failed"].drop_duplicates("hash") for f in frames if "status" in f]
     failed = pd.concat(rows) if rows else pd.DataFrame()
-    return failed[[c for c in ("label", "seed", "hash", "error") if c in failed]] if len(failed) else failed
+    if failed.empty:
+        return None
+    shown = failed[[c for c in ("label", "seed", "hash", "error") if c in failed]].set_index("hash")
+    return Table("F", f"{len(failed)} run(s) failed and are left out of what follows", shown)
+
+
+def data_statement(profile: str, parts: dict[str, RunConfig], seeds: Sequence[int]) -> Text:
+    """The chapter's first screen: which data each part ran on, and how many seeds each setting has."""
+    from ..loop import describe_data
+
+    lines = "; ".join(f"{name}: {describe_data(cfg)}" for name, cfg in parts.items())
+    return Text(f"**Data used ({profile} profile).** {lines}. Every setting is repeated over {len(seeds)} seed(s) "
+                f"({', '.join(map(str, seeds))}); curves show the mean with a ±1 sd band, tables the mean ± sd.")
 
 
 # --------------------------------------------------------------------------- write-up tables
@@ -149,4 +162,4 @@ def assumptions_frame(rows: Sequence[tuple[str, Any]]) -> pd.DataFrame:
 
 
 __all__ = ["StudyParams", "Seeds", "Sweep", "StudyPlan", "run_config", "settings_only", "final_rows", "finals",
-           "setting_measure", "failures", "reference_columns", "assumptions_frame"]
+           "setting_measure", "failure_note", "data_statement", "reference_columns", "assumptions_frame"]

@@ -110,6 +110,13 @@ def plan(p: Params, store=None) -> StudyPlan:
                             tuple({"label": n, "schedule": p.schedulers[n]} for n in SCHEDULERS), p.seeds)})
 
 
+def classes(p: Params) -> int:
+    """How many classes the data has (chance is 1 / classes)."""
+    from ..data import load_data
+
+    return load_data(p.vgg_config.data).num_classes
+
+
 def assumptions(p: Params) -> pd.DataFrame:
     """Every value STUDIES.md marks [chosen], as this run set it."""
     d, v, r = p.vgg_config.data, p.vgg_config, p.resnet_config
@@ -244,7 +251,7 @@ def batch_norm_rescue(inits: pd.DataFrame, with_bn: pd.DataFrame, results: Chapt
                             both[["network", "label", "seed", "test_acc"]])
     xn_bn = _accuracy(with_bn, "Xavier normal", classes)
     n = max(1, xn_bn.n)
-    chance = measure("chance", [100 / classes] * n)
+    chance = measure("chance", [1 / classes] * n, chance=1 / classes, scale=100)
     rescued = results.judge(better(CLAIMS["bn-rescues"], xn_bn, chance))
     kn_bn = _accuracy(with_bn, "Kaiming normal", classes)
     reading = (f"With batch normalisation Xavier normal reaches {xn_bn.mean:.1f} % (Kaiming normal {kn_bn.mean:.1f} "

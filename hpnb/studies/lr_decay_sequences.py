@@ -225,10 +225,12 @@ def accuracy_measure(metrics: pd.DataFrame, label: str) -> Measure:
 
 
 def convergence_measure(metrics: pd.DataFrame, label: str) -> Measure:
+    """A setting's convergence epochs; near chance when its accuracy is (a flat curve "settles" at once)."""
     rows = metrics[metrics.label == label]
     done = rows[rows.status == "finished"]
-    return measure(label, done["convergence"].tolist(), runs=len(rows),
-                   diverged=int((rows.status == "diverged").sum()), censored=int((~done.converged).sum()))
+    flat = accuracy_measure(metrics, label).near_chance
+    return Measure(label, tuple(done["convergence"]), runs=len(rows), diverged=int((rows.status == "diverged").sum()),
+                   censored=int((~done.converged.astype(bool)).sum()), near_chance=flat)
 
 
 def _claim(dataset: str, key: str, statement: str, section: str, what: str, source="write-up") -> Claim:
@@ -252,6 +254,11 @@ def strategy_figure(df: pd.DataFrame, strategy: str, results: ChapterResults, da
     plots.legend_below(fig, left)
     return results.figure(number, f"{DATASET_NAMES[dataset]}: the four sequences under “{STRATEGY_NAMES[strategy]}”",
                           fig, plots.curve_data(df[df.label.isin(labels)], ["val_acc"]))
+
+
+def strategy_figures(df: pd.DataFrame, results: ChapterResults, dataset: str) -> Section:
+    """The write-up's one figure per strategy for ``dataset`` (MNIST: 2–4; CIFAR-10: 6a, 6b, 7a)."""
+    return Section(*(strategy_figure(df, s, results, dataset, n) for s, n in zip(STRATEGIES, FIGURES[dataset])))
 
 
 def best_settings_figure(df: pd.DataFrame, metrics: pd.DataFrame, results: ChapterResults, dataset: str,
@@ -379,7 +386,8 @@ def findings(dataset: str, metrics: pd.DataFrame, results: ChapterResults) -> Se
     return Section(results.verdicts_in(section))
 
 
-def updates_text(metrics: pd.DataFrame) -> Text:
+def updates_text(metrics: dict[str, pd.DataFrame]) -> Text:
+    metrics = pd.concat(metrics.values(), ignore_index=True)
     updates = metrics.groupby("label")["updates"].mean()
     return Text("Mean number of rate changes per run — " + ", ".join(
         f"{STRATEGY_NAMES[s].lower()}: {updates[[f'{s} · {q}' for q in SEQUENCES]].mean():.1f}" for s in STRATEGIES)
@@ -393,20 +401,32 @@ def overall(metrics: dict[str, pd.DataFrame], results: ChapterResults) -> Sectio
     for d, m in metrics.items():
         fast, why_fast = leader([convergence_measure(m, s) for s in SETTINGS], higher=False)
         best, why_best = leader([accuracy_measure(m, s) for s in SETTINGS])
-        rows.append({"dataset": DATASET_NAMES[d], "for convergence time · write-up": guidelines[d][0],
-                     "for convergence time · here": fast.label if fast else f"none ({why_fast})",
-                     "for accuracy · write-up": guidelines[d][1],
-                     "for accuracy · here": best.label if best else f"none ({why_best})"})
+        rows.append({"dataset": DATASET_NAMES[d], "for convergence time: the write-up's choice": guidelines[d][0],
+                     "for convergence time: these runs'": fast.label if fast else f"none ({why_fast})",
+                     "for accuracy: the write-up's choice": guidelines[d][1],
+                     "for accuracy: these runs'": best.label if best else f"none ({why_best})"})
     spreads = {}
     for d, m in metrics.items():
         per_seed = m[m.status == "finished"].groupby("seed")["accuracy"].agg(lambda s: 100 * (s.max() - s.min()))
-        spreads[d] = measure(DATASET_NAMES[d], per_seed.tolist())
+        flat = all(accuracy_measure(m, s).near_chance for s in SETTINGS)  # spreads of chance-level runs say nothing
+        spreads[d] = Measure(DATASET_NAMES[d], tuple(per_seed), len(per_seed), near_chance=flat)
     claim = Claim("ch3-cifar-spread", "Settings differ more on CIFAR-10 than on MNIST (spread of accuracy across the "
                   "14 settings, per seed)", "4.4", unit="points", min_effect=0.5)
     results.judge(better(claim, spreads["cifar10"], spreads["mnist"]))
     table = results.table("4.4", "Guidelines: the write-up's choice and what these runs name (none when the runs "
                                  "cannot tell)", pd.DataFrame(rows).set_index("dataset"))
     return Section(table, results.verdicts_in("4.4"))
+
+
+def quirk_free_section(p: Params, plan: StudyPlan, metrics: dict[str, pd.DataFrame],
+                       results: ChapterResults) -> Section:
+    """§ 4.5: the grid again with the quirks fixed (when the ``quirk_free`` parameter asks for it)."""
+    if not p.quirk_free:
+        return Section(Text("Switched off in this profile (`quirk_free: false`)."))
+    fixed = {d: run_metrics(results.add_sweep(f"{d}_quirk_free", plan.sweeps[f"{d}_quirk_free"].run()), d)
+             for d in DATASETS}
+    tables = [comparison_table(fixed[d], d, results, n, with_reference=False) for d, n in zip(DATASETS, ("3", "4"))]
+    return Section(*tables, *quirk_free(metrics, fixed, results))
 
 
 def quirk_free(metrics: dict[str, pd.DataFrame], fixed: dict[str, pd.DataFrame], results: ChapterResults) -> Section:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..claims import Claim, better, best_of, measure
+from ..claims import Claim, Measure, better, best_of
 from ..config import RunConfig
 from ..exhibits import Section, Text
 from ..models import build_model, count_parameters
@@ -101,6 +101,14 @@ class Params(StudyParams):
                            "batch_size": self.batch_size, "drop_last": True,
                            "optimizer": {"name": "sgd", "lr": self.lrs[0], "momentum": self.momentum}}, "model")
 
+    @cached_property
+    def data_shape(self) -> tuple[int, int, int]:
+        """(channels, image side, classes), read from the data once."""
+        from ..data import load_data
+
+        data = load_data(self.base.data)
+        return data.input_shape[0], data.input_shape[1], data.num_classes
+
     def long(self, lr: float) -> RunConfig:
         """The long runs' config at rate ``lr``, with the gradient-norm probe on every one of them (so the
         ReLU run of § 4 is the weight-decay run of § 3, trained once)."""
@@ -162,6 +170,11 @@ def plan(p: Params, store=None) -> StudyPlan:
         return result
     result.sweeps.update(later_sweeps(p, choose_lr(finished)))
     return result
+
+
+def shape(p: Params) -> tuple[int, int, int]:
+    """(channels, image side, classes) of the data."""
+    return p.data_shape
 
 
 def assumptions(p: Params) -> pd.DataFrame:
@@ -261,8 +274,9 @@ def final_table(df: pd.DataFrame, results: ChapterResults, table: str, reference
     return pd.DataFrame(rows).set_index("setting")
 
 
-def _val(df, label) -> "measure":
-    return setting_measure(df, label, "val_acc", scale=100)
+def _val(p: Params, df, label, metric: str = "val_acc"):
+    """A setting's final accuracy in percent, flagged when it ended near chance."""
+    return setting_measure(df, label, metric, scale=100, chance=1 / shape(p)[2])
 
 
 def learning_rate(p: Params, lr_runs: pd.DataFrame, results: ChapterResults) -> tuple[Section, float]:
@@ -270,7 +284,7 @@ def learning_rate(p: Params, lr_runs: pd.DataFrame, results: ChapterResults) -> 
     figure = results.figure("2", "Loss and accuracy for three learning rates", four_panel(lr_runs, labels),
                             plots.curve_data(lr_runs, COLUMNS))
     best = choose_lr(lr_runs)
-    m = [_val(lr_runs, label) for label in labels]
+    m = [_val(p, lr_runs, label) for label in labels]
     verdict = results.judge(best_of(CLAIMS["lr"], f"lr {WRITEUP_LR:g}", m)) if WRITEUP_LR in p.lrs else None
     table = results.table("2", "Final losses and accuracies for three learning rates (the write-up's, this run's, "
                                "their difference and n)",
@@ -285,14 +299,14 @@ def learning_rate(p: Params, lr_runs: pd.DataFrame, results: ChapterResults) -> 
 def schedule(p: Params, runs: pd.DataFrame, results: ChapterResults, lr: float) -> Section:
     figure = results.figure("3", f"Constant rate vs cosine annealing (initial rate {lr:g})",
                             four_panel(runs, ["constant", "cosine"]), plots.curve_data(runs, COLUMNS))
-    acc = results.judge(better(CLAIMS["cosine-acc"], _val(runs, "cosine"), _val(runs, "constant")))
+    acc = results.judge(better(CLAIMS["cosine-acc"], _val(p, runs, "cosine"), _val(p, runs, "constant")))
     loss = results.judge(better(CLAIMS["cosine-loss"], setting_measure(runs, "cosine", "val_loss"),
                                 setting_measure(runs, "constant", "val_loss"), higher=False))
     table = results.table("3", "Final losses and accuracies, constant rate vs cosine annealing",
                           final_table(runs, results, "Table 3", WRITEUP_TABLE3, [("constant", "constant"),
                                                                                 ("cosine", "cosine")]))
-    reading = (f"Cosine annealing ends at {_val(runs, 'cosine').mean:.2f} % validation accuracy and the constant "
-               f"rate at {_val(runs, 'constant').mean:.2f} %: annealing ahead is **{acc.verdict}**, and its lower "
+    reading = (f"Cosine annealing ends at {_val(p, runs, 'cosine').mean:.2f} % validation accuracy and the constant "
+               f"rate at {_val(p, runs, 'constant').mean:.2f} %: annealing ahead is **{acc.verdict}**, and its lower "
                f"validation loss is **{loss.verdict}**.")
     return Section(figure, Text(reading), table, results.verdicts_in("2"))
 
@@ -304,9 +318,9 @@ def weight_decay(p: Params, runs: pd.DataFrame, results: ChapterResults) -> Sect
     small, large = labels[0], labels[-1]
     claims = []
     if set(p.weight_decays) >= {1e-4, 5e-4}:
-        claims += [results.judge(better(CLAIMS["wd-val"], _val(runs, "wd 0.0005"), _val(runs, "wd 0.0001"))),
-                   results.judge(better(CLAIMS["wd-test"], setting_measure(runs, "wd 0.0005", "test_acc", scale=100),
-                                        setting_measure(runs, "wd 0.0001", "test_acc", scale=100)))]
+        claims += [results.judge(better(CLAIMS["wd-val"], _val(p, runs, "wd 0.0005"), _val(p, runs, "wd 0.0001"))),
+                   results.judge(better(CLAIMS["wd-test"], _val(p, runs, "wd 0.0005", "test_acc"),
+                                        _val(p, runs, "wd 0.0001", "test_acc")))]
     table4 = results.table("4", "Final losses and accuracies for the weight-decay coefficients",
                            final_table(runs, results, "Table 4", WRITEUP_TABLE4,
                                        [(decay_label(w), w) for w in p.weight_decays]))
@@ -331,7 +345,9 @@ def generalisation_gap(p: Params, runs: pd.DataFrame, results: ChapterResults) -
     plots.bars(rows, "gap", "label", ax, ylabel="train acc − valid acc (points)", order=labels)
     figure = results.figure("4b", "Beyond the write-up: the train–validation accuracy gap per weight decay", fig,
                             rows[["label", "seed", "gap"]])
-    gaps = {label: measure(label, rows.loc[rows.label == label, "gap"].tolist()) for label in labels}
+    stuck = all(_val(p, runs, label).near_chance for label in labels)  # gaps between chance-level runs say nothing
+    gaps = {label: Measure(label, tuple(rows.loc[rows.label == label, "gap"]), runs=len(rows[rows.label == label]),
+                           near_chance=stuck) for label in labels}
     verdict = results.judge(better(CLAIMS["wd-gap"], gaps[labels[-1]], gaps[labels[0]], higher=False))
     reading = (f"The gap is {gaps[labels[0]].mean:.1f} points with {labels[0]} and {gaps[labels[-1]].mean:.1f} with "
                f"{labels[-1]}; the larger coefficient narrowing it is **{verdict.verdict}**.")
@@ -343,9 +359,10 @@ def activation(p: Params, runs: pd.DataFrame, results: ChapterResults) -> Sectio
     figure = results.figure("5", f"ReLU vs sigmoid in blocks {p.sigmoid_blocks[0]}–{p.sigmoid_blocks[-1]} (weight "
                                  f"decay {p.activation_weight_decay:g})", four_panel(runs, labels),
                             plots.curve_data(runs, COLUMNS))
-    verdict = results.judge(better(CLAIMS["relu"], _val(runs, "ReLU"), _val(runs, labels[1])))
-    reading = (f"ReLU reaches {_val(runs, 'ReLU').mean:.2f} % and the sigmoid network {_val(runs, labels[1]).mean:.2f}"
-               f" %; ReLU ahead is **{verdict.verdict}**.")
+    verdict = results.judge(better(CLAIMS["relu"], _val(p, runs, "ReLU"), _val(p, runs, labels[1])))
+    relu, sigmoid = _val(p, runs, "ReLU"), _val(p, runs, labels[1])
+    reading = (f"ReLU reaches {relu.mean:.2f} % and the sigmoid network {sigmoid.mean:.2f} %; ReLU ahead is "
+               f"**{verdict.verdict}**.")
     return Section(figure, Text(reading))
 
 
@@ -369,7 +386,9 @@ def gradient_norm(p: Params, runs: pd.DataFrame, results: ChapterResults) -> Sec
     figure = results.figure("6", f"2-norm of the gradient of {p.probe_parameter}", fig,
                             norms[["label", "seed", "step", "epoch", "grad_norm"]])
     per_run = norms.groupby(["label", "seed"])["grad_norm"].mean()
-    logs = {label: measure(label, np.log10(per_run.loc[label]).tolist()) for label in labels}
+    stuck = all(_val(p, runs, label).near_chance for label in labels)
+    logs = {label: Measure(label, tuple(np.log10(per_run.loc[label])), runs=len(per_run.loc[label]),
+                           near_chance=stuck) for label in labels}
     verdict = results.judge(better(CLAIMS["vanishing"], logs["ReLU"], logs[labels[1]]))
     cv = first.groupby("label")["grad_norm"].agg(lambda s: s.std() / s.mean())
     reading = (f"Averaged over training, the probed gradient norm is {10 ** logs[labels[1]].mean:.3g} with sigmoid "
