@@ -76,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verify", action="store_true", help="check every file's checksum (checkpoints too)")
     p.set_defaults(func=_runs)
     from .bench import add_bench_parser
+    from .cluster import add_cluster_parsers
     from .projection import add_project_parser
     from .report import add_report_parser
 
     add_report_parser(sub)
     add_bench_parser(sub)
     add_project_parser(sub)
+    add_cluster_parsers(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

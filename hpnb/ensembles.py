@@ -52,9 +52,11 @@ def free_bytes(device: torch.device) -> int:
 
 
 def member_cap(cfg: RunConfig, input_shape: tuple, num_classes: int, device: torch.device,
-               limit: int | None = None) -> int:
-    """How many members of ``cfg``'s kind one ensemble may hold on ``device``."""
-    fits = int(MEMORY_SHARE * free_bytes(device) // max(1, member_bytes(cfg, input_shape, num_classes)))
+               limit: int | None = None, memory: float | None = None) -> int:
+    """How many members of ``cfg``'s kind one ensemble may hold on ``device`` (or in ``memory`` bytes, when
+    planning for another machine, e.g. a cluster's GPUs)."""
+    available = memory if memory is not None else free_bytes(device)
+    fits = int(MEMORY_SHARE * available // max(1, member_bytes(cfg, input_shape, num_classes)))
     return max(1, min(fits, limit or HARD_CAP, HARD_CAP))
 
 
@@ -74,8 +76,10 @@ def group(cfgs: Sequence[RunConfig], caps: dict[str, int] | None = None) -> list
     return out
 
 
-def plan_ensembles(cfgs: Sequence[RunConfig], limit: int | None = None) -> list[list[RunConfig]]:
-    """The ensembles the executor trains for ``cfgs`` (computed without loading any data)."""
+def plan_ensembles(cfgs: Sequence[RunConfig], limit: int | None = None,
+                   memory: float | None = None) -> list[list[RunConfig]]:
+    """The ensembles the executor trains for ``cfgs`` (computed without loading any data); ``memory`` (bytes)
+    sizes them for another machine's device."""
     from .timing import split_sizes
     from .loop import resolve_device
 
@@ -84,7 +88,8 @@ def plan_ensembles(cfgs: Sequence[RunConfig], limit: int | None = None) -> list[
         key = ensemble_key(cfg)
         if key not in caps:
             sizes = split_sizes(cfg.data)
-            caps[key] = member_cap(cfg, sizes.shape, sizes.classes, resolve_device(cfg.device), limit)
+            device = torch.device("cpu") if memory is not None else resolve_device(cfg.device)
+            caps[key] = member_cap(cfg, sizes.shape, sizes.classes, device, limit, memory)
     return [[cfgs[i] for i in chunk] for chunk in group(cfgs, caps)]
 
 

@@ -166,7 +166,7 @@ def plan(p: Params, store=None) -> StudyPlan:
     finished = first.finished(store)
     if finished is None:
         for name in ("schedule", "weight_decay", "activation"):
-            result.waiting[name] = "the learning-rate sweep (its best rate is chosen from its runs)"
+            result.waiting[name] = "the lr sweep"  # its best rate is chosen from its runs
         return result
     result.sweeps.update(later_sweeps(p, choose_lr(finished)))
     return result
