@@ -99,27 +99,47 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _units(claim: Claim) -> tuple[str, str]:
+    """How to write a value and a difference of this claim's measurement: accuracies are values in %,
+    differences in points; other units serve both."""
+    unit = claim.unit
+    return ("%", " points") if unit == "points" else ((f" {unit}",) * 2 if unit else ("", ""))
+
+
+def _amount(value: float, unit: str) -> str:
+    """``value`` with its unit, singular where English wants it ("1 point", "0.5 points")."""
+    text = f"{value:g}{unit}"
+    return text[:-1] if abs(value) == 1 and unit.endswith("s") else text
+
+
 def _rule(claim: Claim) -> str:
-    unit = f" {claim.unit}" if claim.unit else ""
-    return (f"supported/contradicted when the difference exceeds the larger of {claim.min_effect:g}{unit} and "
-            f"2·SE across seeds; otherwise inconclusive")
+    return (f"supported/contradicted when the difference exceeds the larger of "
+            f"{_amount(claim.min_effect, _units(claim)[1])} and 2·SE across seeds; otherwise inconclusive")
+
+
+def _listed(items: list[str], most: int = 3) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 def _blocked(claim: Claim, measures: Iterable[Measure]) -> Optional[Verdict]:
+    """A not-measurable verdict if the measurements cannot bear on the claim, with the reasons summarised."""
     measures = list(measures)
+    empty = [m.label for m in measures if m.n == 0]
+    diverged = [m for m in measures if m.n and m.diverged]
+    censored = [m for m in measures if m.n and not m.diverged and m.censored]
     reasons = []
-    for m in measures:
-        if m.n == 0:
-            reasons.append(f"{m.label} has no finished run")
-        elif m.diverged:
-            reasons.append(f"{m.diverged} of {m.runs} runs of {m.label} diverged")
-        elif m.censored:
-            reasons.append(f"{m.censored} of {m.n} runs of {m.label} never reached the event within the epochs "
-                           f"(censored)")
+    if empty:
+        reasons.append(f"no finished run of {_listed(empty)}")
+    if diverged:
+        reasons.append(f"runs diverged in {_listed([f'{m.label} ({m.diverged}/{m.runs})' for m in diverged])}")
+    if censored:
+        never, runs = sum(m.censored for m in censored), sum(m.n for m in censored)
+        reasons.append(f"the event never happened within the epochs in {never} of {runs} runs of "
+                       f"{_listed([m.label for m in censored])} (censored)")
     if not reasons and measures and all(m.near_chance for m in measures):
+        value = _units(claim)[0]
         reasons.append("every compared setting ended near chance ("
-                       + ", ".join(f"{m.label} {_num(m.mean)}{' ' + claim.unit if claim.unit else ''}"
-                                   for m in measures) + ")")
+                       + _listed([f"{m.label} {_num(m.mean)}{value}" for m in measures], 4) + ")")
     if reasons:
         return Verdict(claim, NOT_MEASURABLE, "; ".join(reasons), _rule(claim), reason="; ".join(reasons))
     return None
@@ -132,18 +152,18 @@ def better(claim: Claim, a: Measure, b: Measure, higher: bool = True) -> Verdict
         return blocked
     sign = 1 if higher else -1
     diff = sign * (a.mean - b.mean)
-    unit = f" {claim.unit}" if claim.unit else ""
+    value, unit = _units(claim)
     if a.n > 1 and b.n > 1:
         se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n)
         margin = max(claim.min_effect, 2 * se)
-        spread = f"2·SE {2 * se:.2g}{unit}, n = {a.n}/{b.n} seeds"
+        spread = f"2·SE {2 * se:.2g}{unit}, n = {a.n}/{b.n} runs"
     else:
         se, margin = 0.0, claim.min_effect
-        spread = f"one seed each: no spread, threshold {claim.min_effect:g}{unit}"
-    evidence = (f"{a.label} {_num(a.mean)} vs {b.label} {_num(b.mean)}{unit}: "
+        spread = f"one run each: no spread, threshold {_amount(claim.min_effect, unit)}"
+    evidence = (f"{a.label} {_num(a.mean)}{value} vs {b.label} {_num(b.mean)}{value}: "
                 f"{'+' if diff >= 0 else '−'}{abs(diff):.3g}{unit} in the claimed direction ({spread})")
     if diff == 0 and se == 0:
-        reason = f"{a.label} and {b.label} tie exactly ({_num(a.mean)}{unit})"
+        reason = f"{a.label} and {b.label} tie exactly ({_num(a.mean)}{value})"
         return Verdict(claim, NOT_MEASURABLE, evidence, _rule(claim), reason=reason)
     verdict = SUPPORTED if diff > margin else CONTRADICTED if diff < -margin else INCONCLUSIVE
     return Verdict(claim, verdict, evidence, _rule(claim))
@@ -178,9 +198,8 @@ def best_of(claim: Claim, claimed: str, measures: Sequence[Measure], higher: boo
     if top.label == claimed:
         runner_up = ranking([m for m in measures if m.label != claimed], higher)[0]
         return better(claim, mine, runner_up, higher)
-    versus = better(claim, top, mine, higher)
-    verdict = CONTRADICTED if versus.verdict == SUPPORTED else versus.verdict
-    return Verdict(claim, verdict, f"{top.label} leads: {versus.evidence}", versus.rule, versus.reason)
+    versus = better(claim, mine, top, higher)  # negative: the claimed setting trails the leader
+    return Verdict(claim, versus.verdict, f"{top.label} leads: {versus.evidence}", versus.rule, versus.reason)
 
 
 def equivalent(claim: Claim, a: Measure, b: Measure, tolerance: float) -> Verdict:
@@ -189,11 +208,13 @@ def equivalent(claim: Claim, a: Measure, b: Measure, tolerance: float) -> Verdic
     blocked = _blocked(claim, (a, b))
     if blocked:
         return blocked
-    unit = f" {claim.unit}" if claim.unit else ""
+    value, unit = _units(claim)
     diff = a.mean - b.mean
     se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n) if a.n > 1 and b.n > 1 else 0.0
-    rule = f"supported when |difference| + 2·SE ≤ {tolerance:g}{unit}; contradicted when |difference| − 2·SE > it"
-    evidence = f"{a.label} {_num(a.mean)} vs {b.label} {_num(b.mean)}{unit}: difference {diff:+.3g} (2·SE {2 * se:.2g})"
+    rule = (f"supported when |difference| + 2·SE ≤ {_amount(tolerance, unit)}; contradicted when |difference| − 2·SE "
+            f"exceeds it")
+    evidence = (f"{a.label} {_num(a.mean)}{value} vs {b.label} {_num(b.mean)}{value}: difference {diff:+.3g}{unit} "
+                f"(2·SE {2 * se:.2g}{unit})")
     verdict = (SUPPORTED if abs(diff) + 2 * se <= tolerance else
                CONTRADICTED if abs(diff) - 2 * se > tolerance else INCONCLUSIVE)
     return Verdict(claim, verdict, evidence, rule)

@@ -57,7 +57,8 @@ def member_cap(cfg: RunConfig, input_shape: tuple, num_classes: int, device: tor
     planning for another machine, e.g. a cluster's GPUs)."""
     available = memory if memory is not None else free_bytes(device)
     fits = int(MEMORY_SHARE * available // max(1, member_bytes(cfg, input_shape, num_classes)))
-    return max(1, min(fits, limit or HARD_CAP, HARD_CAP))
+    limit = limit or int(os.environ.get("HPNB_MAX_MEMBERS", "0")) or HARD_CAP  # 1: every run on its own
+    return max(1, min(fits, limit, HARD_CAP))
 
 
 def group(cfgs: Sequence[RunConfig], caps: dict[str, int] | None = None) -> list[list[int]]:

@@ -73,7 +73,8 @@ class Table:
         e = html.escape
         data = f' · <a href="{e(link_to(self.data_path))}" download>data (CSV)</a>' if self.data_path else ""
         note = f'<p class="table-note">{e(self.note)}</p>' if self.note else ""
-        body = self.frame.to_html(classes="hpnb-table", border=0, na_rep="—", escape=True)
+        frame = self.frame.reset_index() if any(self.frame.index.names) else self.frame
+        body = frame.to_html(classes="hpnb-table", border=0, na_rep="—", escape=True, index=False)
         return (f'<div id="{self.anchor}" class="hpnb-table-block"><p class="caption"><b>Table {e(self.number)}.</b> '
                 f'{e(self.title)}{data}</p>{body}{note}</div>')
 

@@ -1,7 +1,7 @@
 """Figure building blocks for chapters: training curves as the mean over seeds with a ±1 sd band, bar charts
-of final values, one legend under the panels, integer epoch ticks, and a log axis where one curve would flatten
-the others. Nothing here changes global matplotlib, seaborn or pandas settings: styles apply inside
-``figure()`` only."""
+of final values, one legend under the panels, integer epoch ticks, a log axis where one curve would flatten
+the others, and one colour per setting across a chapter's figures. Accuracies are drawn in percent. Nothing
+here changes global matplotlib, seaborn or pandas settings: styles apply inside these functions only."""
 from __future__ import annotations
 
 import contextlib
@@ -17,6 +17,7 @@ PERCENT_COLUMNS = ("train_acc", "val_acc", "test_acc")
 LABELS = {"train_loss": "train loss", "val_loss": "validation loss", "test_loss": "test loss",
           "train_acc": "train accuracy (%)", "val_acc": "validation accuracy (%)", "test_acc": "test accuracy (%)",
           "lr": "learning rate", "grad_norm": "gradient 2-norm", "test_auc": "test ROC-AUC", "cka": "linear CKA"}
+LOG_SPREAD = 100  # a positive quantity spanning more than this factor is drawn on a log axis
 
 
 @contextlib.contextmanager
@@ -25,6 +26,13 @@ def style():
 
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         yield
+
+
+def palette(labels: Sequence) -> dict:
+    """One colour per setting, to pass to every figure of a chapter so a setting keeps its colour."""
+    import seaborn as sns
+
+    return dict(zip(labels, sns.color_palette("tab10", n_colors=max(10, len(labels)))))
 
 
 def figure(n: int = 1, width: float = 5.2, height: float = 3.6, rows: int = 1):
@@ -47,53 +55,58 @@ def percent(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def wants_log(values) -> bool:
+    """Whether positive values span so many decades that a linear axis would flatten most of them."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return bool(len(values) and (values > 0).all() and values.max() / values.min() > LOG_SPREAD)
+
+
 def curves(df: pd.DataFrame, y: str, hue: str, ax, title: str = "", ylabel: Optional[str] = None,
-           order: Optional[Sequence] = None, x: str = "epoch", band: bool = True, log: Optional[bool] = None) -> None:
+           order: Optional[Sequence] = None, x: str = "epoch", band: bool = True, log: Optional[bool] = None,
+           colors: Optional[dict] = None, labels: Optional[dict] = None) -> None:
     """Mean of ``y`` over seeds per ``hue`` setting, with a ±1 sd band when there are several seeds.
-    Accuracies are drawn in percent. ``log=None`` picks a log axis when one curve would flatten the others."""
+    ``log=None`` picks a log axis when the curves span more than ``LOG_SPREAD``; ``colors`` and ``labels`` map a
+    setting to its colour and legend text."""
     order = list(order or dict.fromkeys(df[hue]))
     scale = 100 if y in PERCENT_COLUMNS else 1
     data = df[df[hue].isin(order) & df[y].notna()]
-    levels = []
+    means = []
     with style():
         for i, key in enumerate(order):
             part = data[data[hue] == key]
             if part.empty:
                 continue
-            stats = part.groupby(x)[y].agg(["mean", "std", "count"]) * [scale, scale, 1]
+            stats = part.groupby(x)[y].agg(["mean", "std", "count"])
+            mean, sd = scale * stats["mean"], scale * stats["std"].fillna(0)
             every = max(1, len(stats) // 12)
-            line, = ax.plot(stats.index, stats["mean"], marker=MARKERS[i % len(MARKERS)], markevery=every,
-                            markersize=5, label=str(key))
+            line, = ax.plot(stats.index, mean, marker=MARKERS[i % len(MARKERS)], markevery=every, markersize=5,
+                            label=str((labels or {}).get(key, key)), color=(colors or {}).get(key))
             if band and (stats["count"] > 1).any():
-                sd = stats["std"].fillna(0)
-                ax.fill_between(stats.index, stats["mean"] - sd, stats["mean"] + sd, color=line.get_color(), alpha=0.2)
-            levels.append(stats["mean"].abs().median())
+                ax.fill_between(stats.index, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
+            means += list(mean)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(ylabel or LABELS.get(y, y.replace("_", " ")))
     if x == "epoch":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if log is None:
-        positive = (data[y] > 0).all() if len(data) else False
-        levels = [v for v in levels if v > 0]
-        log = bool(positive and levels and max(levels) / min(levels) > 30)
-    if log:
+    if log if log is not None else wants_log(means):
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
 
 
-def legend_below(fig, ax, ncol: Optional[int] = None) -> None:
-    """One legend for the whole figure, under the panels, so it never covers data."""
-    handles, labels = ax.get_legend_handles_labels()
+def legend_below(fig, ax, ncol: Optional[int] = None, labels: Optional[Sequence[str]] = None) -> None:
+    """One legend for the whole figure, under the panels, so it never covers data (``labels`` renames)."""
+    handles, names = ax.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                   ncol=ncol or min(len(labels), 4), fontsize="small", frameon=False)
+        fig.legend(handles, labels or names, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=ncol or min(len(handles), 4), fontsize="small", frameon=False)
     fig.tight_layout()
 
 
 def bars(df: pd.DataFrame, y: str, x: str, ax, title: str = "", ylabel: Optional[str] = None,
-         order: Optional[Sequence] = None, fmt: str = "{:.2f}") -> None:
-    """Final ``y`` per setting: mean over seeds, error bar ±1 sd, value printed on each bar."""
+         order: Optional[Sequence] = None, fmt: str = "{:.2f}", colors: Optional[dict] = None) -> None:
+    """Final ``y`` per setting: mean over seeds, error bar ±1 sd, the value printed above the bar."""
     from .studies.base import final_rows
 
     finals = final_rows(df)
@@ -101,27 +114,28 @@ def bars(df: pd.DataFrame, y: str, x: str, ax, title: str = "", ylabel: Optional
     order = list(order or dict.fromkeys(finals[x]))
     scale = 100 if y in PERCENT_COLUMNS else 1
     stats = finals.groupby(x)[y].agg(["mean", "std"]).reindex(order) * scale
+    sd = stats["std"].fillna(0)
     with style():
-        import seaborn as sns
-
-        ax.bar(range(len(order)), stats["mean"], yerr=stats["std"].fillna(0),
-               color=sns.color_palette(n_colors=len(order)), capsize=4)
-    for i, value in enumerate(stats["mean"]):
+        fallback = palette(order)
+        ax.bar(range(len(order)), stats["mean"], yerr=sd, capsize=4,
+               color=[(colors or fallback).get(o, fallback[o]) for o in order])
+    for i, (value, spread) in enumerate(zip(stats["mean"], sd)):
         if np.isfinite(value):
-            ax.annotate(fmt.format(value), (i, value), ha="center", va="bottom", fontsize="small",
+            ax.annotate(fmt.format(value), (i, value + spread), ha="center", va="bottom", fontsize="small",
                         xytext=(0, 3), textcoords="offset points")
     ax.set_xticks(range(len(order)), [str(o) for o in order], rotation=20, ha="right")
     ax.set_ylabel(ylabel or LABELS.get(y, y.replace("_", " ")))
+    ax.margins(y=0.12)
     if title:
         ax.set_title(title)
 
 
 def loss_and_accuracy(df: pd.DataFrame, order: Sequence, hue: str = "label", loss: str = "train_loss",
-                      acc: str = "val_acc"):
+                      acc: str = "val_acc", colors: Optional[dict] = None):
     """The write-ups' standard pair: (a) training loss and (b) validation accuracy against epochs."""
     fig, (left, right) = figure(2)
-    curves(df, loss, hue, left, f"(a) {LABELS[loss]}", order=order)
-    curves(df, acc, hue, right, f"(b) {LABELS[acc]}", order=order)
+    curves(df, loss, hue, left, f"(a) {LABELS[loss]}", order=order, colors=colors)
+    curves(df, acc, hue, right, f"(b) {LABELS[acc]}", order=order, colors=colors)
     legend_below(fig, left)
     return fig
 
@@ -132,4 +146,5 @@ def curve_data(df: pd.DataFrame, columns: Sequence[str], hue: str = "label") -> 
     return percent(df[df.status != "failed"][keep] if "status" in df else df[keep])
 
 
-__all__ = ["figure", "curves", "bars", "legend_below", "loss_and_accuracy", "percent", "curve_data", "style"]
+__all__ = ["figure", "curves", "bars", "legend_below", "loss_and_accuracy", "percent", "curve_data", "style",
+           "palette", "wants_log"]

@@ -25,7 +25,7 @@ from . import paths, pipeline
 from .claims import tally, tally_text
 from .pipeline import Chapter
 from .registry import ConfigError
-from .scorecard import reference_table, tally_html, verdict_table
+from .scorecard import LEGEND, reference_table, tally_html, verdict_table
 
 e = html.escape
 
@@ -36,7 +36,7 @@ h1{font-size:1.9rem;border-bottom:2px solid #e4e7eb;padding-bottom:.3rem}h2{marg
 a{color:#1a5fb4}.anchor-link{display:none}
 nav.top,nav.toc,.reproduce{font-size:.9rem;color:#5c6670}
 nav.toc{border:1px solid #e4e7eb;border-radius:4px;padding:.4rem 1rem;margin:1rem 0}
-nav.toc ol{margin:.2rem 0;padding-left:1.2rem}nav.toc li.h3{margin-left:1.2rem;list-style:circle}
+nav.toc ul{margin:.2rem 0;padding-left:.4rem;list-style:none}nav.toc li.h3{margin-left:1.4rem}
 .reproduce{background:#f6f8fa;border-radius:4px;padding:.5rem 1rem}.reproduce code{font-size:.82rem}
 table{border-collapse:collapse;margin:.8rem 0;font-size:.86rem}
 th,td{border:1px solid #d5dae0;padding:.28rem .6rem;text-align:left;vertical-align:top}th{background:#f3f5f7}
@@ -126,7 +126,7 @@ def contents(body: str) -> str:
     items = []
     for level, anchor, text in re.findall(r'<h([23]) id="([^"]+)">(.*?)<a class="anchor-link"', body):
         items.append(f'<li class="h{level}"><a href="#{anchor}">{re.sub("<[^>]+>", "", text)}</a></li>')
-    return f'<nav class="toc"><b>Contents</b><ol>{"".join(items)}</ol></nav>' if items else ""
+    return f'<nav class="toc"><b>Contents</b><ul>{"".join(items)}</ul></nav>' if items else ""
 
 
 def reproduce(chapter: Chapter, profile: str, root: Path) -> str:
@@ -219,9 +219,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict, flags: list[str],
-                seconds: float) -> Path:
+                seconds: dict) -> Path:
     rows = []
     for ch in chapters:
+        verdicts = tally(ch.results.get("claims", []))["write-up"]
         status = f'<span class="status-{ch.status}">{ch.status}</span>'
         if ch.status == "failed":
             status += (f'<br><small>{e(ch.error[:300])}</small><br>'
@@ -230,10 +231,13 @@ def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict,
             status += f"<br><small>{e(ch.error[:300])}</small>"
         data = f'<a href="results/{ch.name}.csv" download>CSV</a>' if (out_dir / "results" / f"{ch.name}.csv").exists() \
             else "—"
-        rows.append([f'<a href="html/{ch.name}.html">{e(ch.title)}</a>', status, f"{ch.seconds:.0f} s",
-                     str(ch.trained + ch.cached + ch.failed), str(ch.trained), str(ch.cached), str(ch.failed), data])
+        claims = ", ".join(f"{n} {v}" for v, n in verdicts.items() if n) or "—"
+        rows.append([f'<a href="html/{ch.name}.html">{e(ch.title)}</a><br><small><a href="notebooks/{ch.name}.ipynb">'
+                     f'executed notebook</a></small>', status, f"{ch.seconds:.0f} s",
+                     str(ch.trained + ch.cached + ch.failed), str(ch.trained), str(ch.cached), str(ch.failed),
+                     e(claims), data])
     chapters_html = _table(["chapter", "status", "notebook time", "runs planned", "trained now", "reused",
-                            "failed", "tidy data"], rows)
+                            "failed", "the write-up's claims", "tidy data"], rows)
     claims, refs = [], []
     for ch in chapters:
         short = ch.title.split(":")[0]
@@ -246,21 +250,20 @@ def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict,
                           ("self-check", "self-checks")) if sum(counts[s].values()))
     env_rows = [[e(k), e(str(v))] for k, v in env.items()]
     flag_html = "".join(f'<p class="flag">⚠ {e(f)}</p>' for f in flags)
+    total = sum(seconds.values())
     body = [f"<h1>hpnb report — {e(profile)} profile</h1>",
-            f"<p>{len(chapters)} chapters in {seconds / 60:.1f} minutes. Every number below is computed from this "
+            f"<p>{len(chapters)} chapters in {total / 60:.1f} minutes: training {seconds['execute'] / 60:.1f}, "
+            f"the notebooks and pages {seconds['render'] / 60:.1f}. Every number below is computed from this "
             f"profile's runs; the write-ups' numbers are labelled as such. The quick profile shrinks each study to "
             f"CPU scale on stand-in data, so its values are not expected to match the write-ups.</p>",
             flag_html, "<h2>Chapters</h2>", chapters_html,
             f"<h2>Scorecard: claims</h2><p>{e(headline or 'No claims recorded')}. {e(tally_text(claims))}</p>",
             tally_html(claims) if claims else "",
-            "<p>Verdicts: <b>supported</b> or <b>contradicted</b> when the difference exceeds the claim's minimum "
-            "effect and twice its standard error across seeds; <b>inconclusive</b> when it does not; <b>not "
-            "measurable</b> when the runs cannot bear on the claim (no finished or a diverged run, a metric that "
-            "never fired, every compared setting near chance, or an exact tie). Each row links to its section.</p>",
+            f"<p>{LEGEND} Each row links to its place in its chapter.</p>",
             verdict_table(claims, with_chapter=True) if claims else "",
             "<h2>Scorecard: reference numbers</h2>",
             reference_table(refs, with_chapter=True) if refs else "<p>No reference numbers recorded.</p>",
-            "<h2>Environment</h2>", flag_html, _table(["", ""], env_rows)]
+            "<h2>Environment</h2>", _table(["what", "value"], env_rows)]
     path = out_dir / "index.html"
     path.write_text(page(f"hpnb report ({profile})", "\n".join(body)))
     return path
@@ -277,6 +280,7 @@ def build_report(profile: str = "quick", only: Optional[list[str]] = None, root:
     start = time.time()
     if train:
         pipeline.execute(chapters)
+    trained_at = time.time()
     for i, ch in enumerate(chapters, 1):
         elapsed = time.time() - start
         print(f"[{i}/{len(chapters)}] {ch.name} ({name} profile; {elapsed / 60:.1f} min elapsed)", flush=True)
@@ -289,7 +293,8 @@ def build_report(profile: str = "quick", only: Optional[list[str]] = None, root:
             ch.cached = max(0, ch.cached - notebook_runs["trained"])
         print(f"    {ch.status} in {ch.seconds:.0f} s" + (f"; {ch.error}" if ch.error else ""), flush=True)
     env, flags = environment(name, root)
-    index = write_index(out_dir, name, chapters, env, flags, time.time() - start)
+    seconds = {"execute": trained_at - start, "render": time.time() - trained_at}
+    index = write_index(out_dir, name, chapters, env, flags, seconds)
     print(f"report: {index}")
     return index, chapters
 

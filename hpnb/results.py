@@ -18,7 +18,7 @@ import pandas as pd
 from . import paths
 from .claims import Measure, Verdict
 from .exhibits import Figure, Html, Table, render_png, slug
-from .scorecard import tally_html, verdict_table
+from .scorecard import LEGEND, tally_html, verdict_table
 from .stats import mean_std
 
 
@@ -57,7 +57,7 @@ class ChapterResults:
 
     def scorecard(self) -> Html:
         """The chapter's tally (write-up claims, beyond, self-checks) and every verdict."""
-        return Html(tally_html(self.verdicts) + verdict_table(self.verdicts))
+        return Html(tally_html(self.verdicts) + f"<p>{LEGEND}</p>" + verdict_table(self.verdicts))
 
     # ------------------------------------------------------------------ runs, figures and tables
     def add_sweep(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
@@ -78,12 +78,13 @@ class ChapterResults:
         if data is not None:
             path = self._data_path("figure", number)
             data.to_csv(path, index=False)
-        fig.suptitle(f"Figure {number}: {title}", fontweight="bold")
-        return Figure(number, title, render_png(fig), path)
+        return Figure(number, title, render_png(fig), path)  # the caption carries the title
 
-    def table(self, number: str, title: str, frame: pd.DataFrame, note: str = "") -> Table:
+    def table(self, number: str, title: str, frame: pd.DataFrame, note: str = "",
+              data: Optional[pd.DataFrame] = None) -> Table:
+        """A numbered table; its CSV holds ``data`` (plain numbers) when given, else what the page shows."""
         path = self._data_path("table", number)
-        frame.to_csv(path)
+        (data if data is not None else frame.reset_index()).to_csv(path, index=False)
         return Table(number, title, frame, path, note)
 
     # ------------------------------------------------------------------ saving

@@ -33,13 +33,20 @@ def verdict_rows(records: Iterable[dict], link: Optional[str] = None, chapter: O
         claim = e(r["claim"])
         if link is not None:
             claim = f'<a href="{e(link)}#{anchor}">{claim}</a>'
-        why = f'<br><small>why: {e(r["reason"])}</small>' if r.get("reason") else ""
+        why = f'<br><small>why: {e(r["reason"])}</small>' if r.get("reason") and r["reason"] != r["evidence"] else ""
         cells = ([e(chapter)] if chapter is not None else []) + [
             f'{claim}<br><small class="source">{e(r["source"])} · § {e(r["section"])}</small>',
             f'<span class="verdict {verdict_class(r["verdict"])}">{e(r["verdict"])}</span>',
             f'{e(r["evidence"])}{why}<br><small class="rule">rule: {e(r["rule"])}</small>']
         rows.append(f'<tr id="{anchor}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return "".join(rows)
+
+
+LEGEND = ("Verdicts: <b>supported</b> or <b>contradicted</b> when the difference exceeds the claim's minimum effect "
+          "and twice its standard error across seeds (with one seed, the minimum effect alone); <b>inconclusive</b> "
+          "when it does not; <b>not measurable</b> when the runs cannot bear on the claim: no finished run or a "
+          "diverged one, a metric that never fired within the epochs, every compared setting near chance (less "
+          "than a tenth of the way from chance to a perfect score), or an exact tie.")
 
 
 def verdict_table(records: list[dict], link: Optional[str] = None, with_chapter: bool = False) -> str:
@@ -72,4 +79,4 @@ def reference_table(records: list[dict], with_chapter: bool = False) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
-__all__ = ["tally_html", "verdict_table", "verdict_rows", "reference_table", "verdict_class"]
+__all__ = ["tally_html", "verdict_table", "verdict_rows", "reference_table", "verdict_class", "LEGEND"]

@@ -22,14 +22,15 @@ def test_two_standard_errors_and_the_minimum_effect_decide():
 
 
 def test_one_seed_rests_on_the_minimum_effect_and_says_so():
-    v = better(Claim("t", "", "1", min_effect=1.0), m("a", 90), m("b", 50))
-    assert v.verdict == SUPPORTED and "no spread" in v.evidence
+    v = better(Claim("t", "", "1", unit="points", min_effect=1.0), m("a", 90), m("b", 50))
+    assert v.verdict == SUPPORTED and "no spread, threshold 1 point" in v.evidence
+    assert v.evidence.startswith("a 90% vs b 50%: +40 points")  # values in %, differences in points
 
 
 @pytest.mark.parametrize("a, b, reason", [
-    (m("a"), m("b", 1, 2), "a has no finished run"),
-    (m("a", 1, 2, diverged=1), m("b", 1, 2), "1 of 2 runs of a diverged"),
-    (m("a", 5, 5, censored=2), m("b", 3, 4), "2 of 2 runs of a never reached the event"),
+    (m("a"), m("b", 1, 2), "no finished run of a"),
+    (m("a", 1, 2, diverged=1), m("b", 1, 2), "runs diverged in a (1/2)"),
+    (m("a", 5, 5, censored=2), m("b", 3, 4), "the event never happened within the epochs in 2 of 2 runs of a"),
     (m("a", 11, 12, near_chance=True), m("b", 10, 11, near_chance=True), "every compared setting ended near chance"),
     (m("a", 7, 7), m("b", 7, 7), "a and b tie exactly"),
 ])
@@ -53,6 +54,7 @@ def test_best_of_against_the_runner_up_and_ties_name_no_winner():
     assert best_of(CLAIM, "a", ms).verdict == SUPPORTED
     contradicted = best_of(CLAIM, "c", ms)
     assert contradicted.verdict == CONTRADICTED and contradicted.evidence.startswith("a leads")
+    assert "−20 points in the claimed direction" in contradicted.evidence  # c trails a
     tied = [m("a", 5, 5), m("b", 5, 5), m("c", 1, 2)]
     assert best_of(CLAIM, "a", tied).verdict == NOT_MEASURABLE
     assert leader(tied) == (None, "a, b tie at 5")

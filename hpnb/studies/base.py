@@ -14,7 +14,7 @@ from ..exhibits import Table, Text
 from ..registry import ConfigError
 from ..runner import DEFAULT
 from ..schema import DISTINCT, NON_EMPTY, Rule, build
-from ..stats import fmt_mean_std
+from ..stats import fmt_mean_std, mean_std
 from ..store import RunStore
 from ..sweep import collect, expand, sweep
 
@@ -137,24 +137,64 @@ def failure_note(*frames: pd.DataFrame) -> Optional[Table]:
     return Table("F", f"{len(failed)} run(s) failed and are left out of what follows", shown)
 
 
-def data_statement(profile: str, parts: dict[str, RunConfig], seeds: Sequence[int]) -> Text:
-    """The chapter's first screen: which data each part ran on, and how many seeds each setting has."""
+def data_statement(profile: str, parts: dict[str, RunConfig], seeds: Sequence[int], results=None) -> Text:
+    """The chapter's first screen: which data each part ran on, and how many seeds each setting has (also
+    recorded in ``results``)."""
     from ..loop import describe_data
 
     lines = "; ".join(f"{name}: {describe_data(cfg)}" for name, cfg in parts.items())
+    if results is not None:
+        results.data = lines
     return Text(f"**Data used ({profile} profile).** {lines}. Every setting is repeated over {len(seeds)} seed(s) "
                 f"({', '.join(map(str, seeds))}); curves show the mean with a ±1 sd band, tables the mean ± sd.")
 
 
 # --------------------------------------------------------------------------- write-up tables
-def reference_columns(name: str, reference: Optional[float], values: Sequence[float], digits: int = 2) -> dict:
-    """Four columns for one quantity: the write-up's value, the reproduced mean ± sd, their difference, n."""
-    vals = [v for v in values if v is not None]
-    mean = sum(vals) / len(vals) if vals else None
-    return {f"{name} · write-up": "—" if reference is None else f"{reference:.{digits}f}",
-            f"{name} · reproduced": fmt_mean_std(vals, digits),
-            f"{name} · difference": "—" if reference is None or mean is None else f"{mean - reference:+.{digits}f}",
-            f"{name} · n": len(vals)}
+class ReferenceTable:
+    """A table of the write-up's numbers beside this run's: per quantity the write-up's value, the reproduced
+    mean ± sd and their difference, and per row n (the runs behind it). ``frames()`` gives what the page shows
+    and the same as plain numbers for the table's CSV."""
+
+    def __init__(self, index: str):
+        self.index, self.shown, self.numbers = index, [], []
+
+    def add(self, label: str, quantities: Sequence[tuple], **extra) -> None:
+        """``quantities``: (name, write-up value or None, values[, digits]) for this row."""
+        shown, numbers, n = {self.index: label}, {self.index: label}, 0
+        for name, reference, values, *rest in quantities:
+            digits = rest[0] if rest else 2
+            vals = [v for v in values if v is not None]
+            mean = sum(vals) / len(vals) if vals else None
+            shown[f"{name} · write-up"] = "—" if reference is None else f"{reference:.{digits}f}"
+            shown[f"{name} · reproduced"] = fmt_mean_std(vals, digits)
+            shown[f"{name} · difference"] = ("—" if reference is None or mean is None else
+                                             f"{mean - reference:+.{digits}f}")
+            mean_sd = mean_std(vals)
+            numbers.update({f"{name} write-up": reference, f"{name} mean": mean,
+                            f"{name} sd": mean_sd[1] if vals else None,
+                            f"{name} difference": None if reference is None or mean is None else mean - reference})
+            n = max(n, len(vals))
+        shown.update(extra)
+        numbers.update(extra)
+        shown["n"] = numbers["n"] = n
+        self.shown.append(shown)
+        self.numbers.append(numbers)
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return pd.DataFrame(self.shown).set_index(self.index), pd.DataFrame(self.numbers)
+
+
+def options_text(options: dict) -> str:
+    """A component's options as prose: ``lr 0.01, momentum 0.9, weight decay 0.0005``."""
+    def value(v):
+        return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{k.replace('_', ' ')} {value(v)}" for k, v in options.items()) or "defaults"
+
+
+def training_text(cfg: RunConfig) -> str:
+    return (f"{cfg.optimizer.name.upper() if cfg.optimizer.name == 'sgd' else cfg.optimizer.name.capitalize()} "
+            f"({options_text(cfg.optimizer.options)}), batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 
 def assumptions_frame(rows: Sequence[tuple[str, Any]]) -> pd.DataFrame:
@@ -162,4 +202,5 @@ def assumptions_frame(rows: Sequence[tuple[str, Any]]) -> pd.DataFrame:
 
 
 __all__ = ["StudyParams", "Seeds", "Sweep", "StudyPlan", "run_config", "settings_only", "final_rows", "finals",
-           "setting_measure", "failure_note", "data_statement", "reference_columns", "assumptions_frame"]
+           "setting_measure", "failure_note", "data_statement", "ReferenceTable", "assumptions_frame", "options_text",
+           "training_text"]

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from .. import plots
 from ..claims import Claim, Measure, better, best_of, every, holds, leader, measure
@@ -19,8 +20,8 @@ from ..exhibits import Section, Text
 from ..registry import ConfigError
 from ..results import ChapterResults
 from ..sweep import probe_table
-from .base import (Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, final_rows, finals, reference_columns,
-                   run_config, setting_measure, settings_only)
+from .base import (ReferenceTable, Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, final_rows, finals,
+                   options_text, run_config, setting_measure, settings_only, training_text)
 
 NAME = "01_init_and_schedules"
 TITLE = "Chapter 1: Initialisation on VGG-19 and learning-rate schedules on ResNet-34"
@@ -28,6 +29,7 @@ INITS = {"Kaiming normal": "kaiming_normal", "Kaiming uniform": "kaiming_uniform
          "Xavier normal": "xavier_normal", "Xavier uniform": "xavier_uniform"}
 SCHEDULERS = ("ConstantLR", "ExponentialLR", "MultiStepLR", "CyclicLR", "CosineAnnealingWarmRestarts")
 ROUNDS = {"2.1": ("ExponentialLR", "MultiStepLR"), "2.2": ("CyclicLR", "CosineAnnealingWarmRestarts")}
+COLORS = plots.palette(list(INITS) + list(SCHEDULERS))  # one colour per setting in every figure
 
 # The write-up's numbers: test accuracy (%), test loss[, points over the constant baseline].
 WRITEUP_TABLE1 = {"Kaiming normal": (30.88, 7.4210), "Kaiming uniform": (28.98, 11.0686),
@@ -129,11 +131,11 @@ def assumptions(p: Params) -> pd.DataFrame:
         ("Augmentation (training batches)", augmentation),
         ("VGG-19 batch norm", "on" if v.model.options["batch_norm"] else "off (the switch is studied in § 1.4)"),
         ("Init details", "Kaiming: fan_in, ReLU gain; Xavier: gain 1; every Conv2d/Linear weight; biases zero"),
-        ("VGG-19 training", f"{v.optimizer.name} {v.optimizer.options}, batch {v.batch_size}, {v.epochs} epochs"),
+        ("VGG-19 training", training_text(v)),
         ("VGG-19 width multiplier", f"{v.model.options['width']:g}"),
-        ("ResNet-34 training", f"{r.optimizer.name} {r.optimizer.options}, batch {r.batch_size}, {r.epochs} epochs"),
+        ("ResNet-34 training", training_text(r)),
         ("ResNet-34 width multiplier / image side", f"{r.model.options['width']:g} / {r.data.image_size or 'native'}"),
-        *[(f"{name} arguments", ", ".join(f"{k}={val}" for k, val in p.schedulers[name].items()) or "none")
+        *[(f"{name} arguments", options_text({k: val for k, val in p.schedulers[name].items() if k != "name"}))
           for name in SCHEDULERS],
         ("Tournament winners", "highest mean final test accuracy over seeds; none named when not measurable"),
         ("Seeds", ", ".join(map(str, p.seeds)))])
@@ -154,7 +156,7 @@ def at_chance(df: pd.DataFrame, label: str, classes: int, tolerance: float = 0.0
 
 
 def xavier_vs_kaiming(inits: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
-    fig = plots.loss_and_accuracy(inits, ["Xavier normal", "Kaiming normal"])
+    fig = plots.loss_and_accuracy(inits, ["Xavier normal", "Kaiming normal"], colors=COLORS)
     figure = results.figure("1.1", "Xavier normal vs Kaiming normal on the plain VGG-19", fig,
                             plots.curve_data(inits, ["train_loss", "val_acc"]))
     kn, xn = _accuracy(inits, "Kaiming normal", classes), _accuracy(inits, "Xavier normal", classes)
@@ -175,7 +177,7 @@ def xavier_vs_kaiming(inits: pd.DataFrame, results: ChapterResults, classes: int
 
 
 def kaiming_distributions(inits: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
-    fig = plots.loss_and_accuracy(inits, ["Kaiming uniform", "Kaiming normal"])
+    fig = plots.loss_and_accuracy(inits, ["Kaiming uniform", "Kaiming normal"], colors=COLORS)
     figure = results.figure("1.2", "Kaiming uniform vs Kaiming normal on the plain VGG-19", fig,
                             plots.curve_data(inits, ["train_loss", "val_acc"]))
     kn, ku = _accuracy(inits, "Kaiming normal", classes), _accuracy(inits, "Kaiming uniform", classes)
@@ -191,22 +193,21 @@ def kaiming_distributions(inits: pd.DataFrame, results: ChapterResults, classes:
 def final_performance(inits: pd.DataFrame, results: ChapterResults) -> Section:
     fig, (left, right) = plots.figure(2)
     order = list(WRITEUP_TABLE1)
-    plots.bars(inits, "test_acc", "label", left, "(a) final test accuracy (%)", order=order)
-    plots.bars(inits, "test_loss", "label", right, "(b) final test loss", order=order, fmt="{:.3f}")
+    plots.bars(inits, "test_acc", "label", left, "(a) final test accuracy (%)", order=order, colors=COLORS)
+    plots.bars(inits, "test_loss", "label", right, "(b) final test loss", order=order, fmt="{:.3f}", colors=COLORS)
     fig.tight_layout()
     data = final_rows(inits)[["label", "seed", "test_acc", "test_loss"]]
     figure = results.figure("1.3", "Final test performance of the four initialisations", fig, plots.percent(data))
     acc, loss = finals(inits, "label", "test_acc"), finals(inits, "label", "test_loss")
-    rows = []
+    table = ReferenceTable("method")
     for label, (ref_acc, ref_loss) in WRITEUP_TABLE1.items():
         pct = [100 * a for a in acc[label]]
         results.reference("Table 1", f"{label} · test accuracy", ref_acc, pct, "%")
         results.reference("Table 1", f"{label} · test loss", ref_loss, loss[label])
-        rows.append({"method": label, **reference_columns("test accuracy (%)", ref_acc, pct),
-                     **reference_columns("test loss", ref_loss, loss[label], 4)})
-    table = results.table("1", "VGG-19 initialisation summary: the write-up's numbers beside this run's (mean ± sd "
-                               "over seeds)", pd.DataFrame(rows).set_index("method"))
-    return Section(figure, table)
+        table.add(label, [("test accuracy (%)", ref_acc, pct), ("test loss", ref_loss, loss[label], 4)])
+    shown, numbers = table.frames()
+    return Section(figure, results.table("1", "VGG-19 initialisation summary: the write-up's numbers beside this "
+                                              "run's (mean ± sd over seeds)", shown, data=numbers))
 
 
 def activation_scale(inits: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
@@ -217,8 +218,9 @@ def activation_scale(inits: pd.DataFrame, results: ChapterResults, classes: int)
     with plots.style():
         for i, label in enumerate(INITS):
             part = first[first.label == label]
-            ax.plot(part.layer_index, part["std"], marker=plots.MARKERS[i], label=label)
+            ax.plot(part.layer_index, part["std"], marker=plots.MARKERS[i], label=label, color=COLORS[label])
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0 = input, 1–16 = convolutions, 17 = classifier)")
     ax.set_ylabel("output std (log scale)")
     plots.legend_below(fig, ax)
@@ -242,7 +244,7 @@ def batch_norm_rescue(inits: pd.DataFrame, with_bn: pd.DataFrame, results: Chapt
         import seaborn as sns
 
         sns.barplot(data=both, x="label", y="test_acc", hue="network", order=list(WRITEUP_TABLE1), errorbar="sd",
-                    ax=ax, capsize=0.1)
+                    ax=ax, capsize=0.1, palette=["#8c8c8c", "#3b75af"])
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlabel("")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
@@ -271,18 +273,46 @@ def winner_text(measures: dict[str, Measure], names) -> tuple[str | None, str]:
     return (top.label, "") if top is not None else (None, why)
 
 
-def learning_rates(scheds: pd.DataFrame, results: ChapterResults):
+def schedule_curves(p: Params) -> pd.DataFrame:
+    """The rate each scheduler sets at every step of the ResNet runs, computed from the schedules themselves
+    (CyclicLR moves every batch, so a per-epoch record would alias it)."""
+    import torch
+
+    from ..schedules import PER_BATCH, build_schedule
+    from ..timing import split_sizes
+
+    cfg = p.resnet_config
+    steps = -(-split_sizes(cfg.data).train // cfg.batch_size)
+    rows = []
+    for name in SCHEDULERS:
+        run = cfg.replace(schedule=p.schedulers[name])
+        rate = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=run.optimizer.options["lr"])
+        schedule = build_schedule(rate, run.schedule.name, run.schedule.options, run.epochs, steps)
+        for step in range(run.epochs * steps):
+            rows.append({"label": name, "epoch": step / steps, "lr": rate.param_groups[0]["lr"]})
+            if run.schedule.name in PER_BATCH or (step + 1) % steps == 0:
+                rate.step()
+                schedule.step()
+    return pd.DataFrame(rows)
+
+
+def learning_rates(p: Params, results: ChapterResults):
+    curves = schedule_curves(p)
     fig, (ax,) = plots.figure(1, width=8)
-    plots.curves(scheds[scheds.seed == scheds.seed.min()], "lr", "label", ax, ylabel="learning rate (start of epoch)",
-                 order=list(SCHEDULERS), band=False, log=True)
+    with plots.style():
+        for name in SCHEDULERS:
+            part = curves[curves.label == name]
+            ax.plot(part.epoch, part.lr, label=name, color=COLORS[name], lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
     plots.legend_below(fig, ax, ncol=3)
-    return results.figure("2.0", "Learning rate each scheduler set at the start of every epoch", fig,
-                          scheds[scheds.seed == scheds.seed.min()][["label", "epoch", "lr"]])
+    return results.figure("2.0", "The learning rate each scheduler sets, batch by batch", fig, curves)
 
 
 def tournament_round(scheds: pd.DataFrame, results: ChapterResults, classes: int, section: str) -> Section:
     names = ROUNDS[section]
-    fig = plots.loss_and_accuracy(scheds, list(names))
+    fig = plots.loss_and_accuracy(scheds, list(names), colors=COLORS)
     figure = results.figure(section, f"{names[0]} vs {names[1]}", fig,
                             plots.curve_data(scheds[scheds.label.isin(names)], ["train_loss", "val_acc"]))
     m = _scheduler_measures(scheds, classes)
@@ -295,23 +325,35 @@ def tournament_round(scheds: pd.DataFrame, results: ChapterResults, classes: int
     return Section(figure, Text(reading), results.verdicts_in(section))
 
 
+def finalists(m: dict[str, Measure]) -> tuple[list[str], str]:
+    """ConstantLR and the two round winners; all five when a round names no winner (and why)."""
+    winners = [winner_text(m, ROUNDS[s]) for s in ("2.1", "2.2")]
+    if all(w for w, _ in winners):
+        return ["ConstantLR"] + [w for w, _ in winners], ""
+    return list(SCHEDULERS), "; ".join(why for w, why in winners if not w)
+
+
 def tournament_final(scheds: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
     m = _scheduler_measures(scheds, classes)
-    finalists = ["ConstantLR"] + [winner_text(m, ROUNDS[s])[0] or ROUNDS[s][0] for s in ("2.1", "2.2")]
-    fig = plots.loss_and_accuracy(scheds, finalists)
-    figure = results.figure("2.3", " vs ".join(finalists), fig,
-                            plots.curve_data(scheds[scheds.label.isin(finalists)], ["train_loss", "val_acc"]))
-    champion, why = winner_text(m, finalists)
+    names, why_all = finalists(m)
+    fig = plots.loss_and_accuracy(scheds, names, colors=COLORS)
+    title = " vs ".join(names) if not why_all else "All five schedulers (the rounds named no winners)"
+    figure = results.figure("2.3", title, fig,
+                            plots.curve_data(scheds[scheds.label.isin(names)], ["train_loss", "val_acc"]))
+    champion, why = winner_text(m, names)
     verdict = results.judge(best_of(CLAIMS["cyclic-best"], "CyclicLR", list(m.values())))
     reading = (f"The final goes to **{champion}**." if champion else f"The final names no winner here: {why}.")
+    if why_all:
+        reading = f"The rounds named no winners ({why_all}), so all five schedulers are shown. " + reading
     reading += f" CyclicLR as the best of all five, as in the write-up: **{verdict.verdict}**."
     return Section(figure, Text(reading), results.verdicts_in("2.3"))
 
 
 def scheduler_summary(scheds: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
     fig, (left, right) = plots.figure(2)
-    plots.bars(scheds, "test_acc", "label", left, "(a) final test accuracy (%)", order=list(SCHEDULERS))
-    plots.bars(scheds, "test_loss", "label", right, "(b) final test loss", order=list(SCHEDULERS), fmt="{:.3f}")
+    plots.bars(scheds, "test_acc", "label", left, "(a) final test accuracy (%)", order=list(SCHEDULERS), colors=COLORS)
+    plots.bars(scheds, "test_loss", "label", right, "(b) final test loss", order=list(SCHEDULERS), fmt="{:.3f}",
+               colors=COLORS)
     fig.tight_layout()
     figure = results.figure("2.4", "Final test performance of the five schedulers", fig,
                             plots.percent(final_rows(scheds)[["label", "seed", "test_acc", "test_loss"]]))
@@ -321,36 +363,36 @@ def scheduler_summary(scheds: pd.DataFrame, results: ChapterResults, classes: in
     results.judge(every(CLAIMS["all-beat-constant"], parts))
     acc, loss = finals(scheds, "label", "test_acc"), finals(scheds, "label", "test_loss")
     base = m["ConstantLR"].mean
-    rows = []
+    table = ReferenceTable("scheduler")
     for label in sorted(SCHEDULERS, key=lambda s: -m[s].mean if m[s].n else math.inf):
         ref_acc, ref_loss, ref_gain = WRITEUP_TABLE2[label]
         pct = [100 * a for a in acc[label]]
         results.reference("Table 2", f"{label} · test accuracy", ref_acc, pct, "%")
         results.reference("Table 2", f"{label} · test loss", ref_loss, loss[label])
-        gain = [v - base for v in pct]
+        # each seed against the baseline's mean; the baseline is 0 by definition
+        gain = [0.0] if label == "ConstantLR" else [v - base for v in pct]
         results.reference("Table 2", f"{label} · vs baseline", ref_gain, gain, "points")
-        rows.append({"scheduler": label + (" (baseline)" if label == "ConstantLR" else ""),
-                     **reference_columns("test accuracy (%)", ref_acc, pct),
-                     **reference_columns("test loss", ref_loss, loss[label], 4),
-                     **reference_columns("vs baseline (points)", ref_gain, gain)})
-    table = results.table("2", "ResNet-34 scheduler summary, sorted by reproduced test accuracy; “vs baseline” is "
-                               "the difference from ConstantLR's mean in accuracy points",
-                          pd.DataFrame(rows).set_index("scheduler"))
-    return Section(figure, table, results.verdicts_in("2.4"))
+        table.add(label + (" (baseline)" if label == "ConstantLR" else ""),
+                  [("test accuracy (%)", ref_acc, pct), ("test loss", ref_loss, loss[label], 4),
+                   ("vs baseline (points)", ref_gain, gain)])
+    shown, numbers = table.frames()
+    return Section(figure, results.table("2", "ResNet-34 scheduler summary, sorted by reproduced test accuracy; "
+                                              "“vs baseline” is the difference from ConstantLR's mean in accuracy "
+                                              "points", shown, data=numbers), results.verdicts_in("2.4"))
 
 
 def conclusion(inits: pd.DataFrame, scheds: pd.DataFrame, results: ChapterResults, classes: int) -> Text:
     init_measures = [_accuracy(inits, label, classes) for label in INITS]
-    ranked = ", ".join(m.label for m in sorted(init_measures, key=lambda m: -m.mean if m.n else math.inf))
+    ranked = ", ".join(f"{m.label} {m.mean:.1f} %" for m in sorted(init_measures,
+                                                                   key=lambda m: -m.mean if m.n else math.inf))
     verdicts = {v["key"]: v["verdict"] for v in results.verdicts}
     m = _scheduler_measures(scheds, classes)
-    champion, why = winner_text(m, ["ConstantLR"] + [winner_text(m, ROUNDS[s])[0] or ROUNDS[s][0]
-                                                      for s in ("2.1", "2.2")])
+    champion, why = winner_text(m, finalists(m)[0])
     writeup_rank = ", ".join(sorted(WRITEUP_TABLE2, key=lambda k: -WRITEUP_TABLE2[k][0]))
     schedules = (f"The tournament's champion is **{champion}**, {m[champion].mean - m['ConstantLR'].mean:+.2f} points "
                  f"over the constant rate." if champion else f"The tournament names no champion: {why}.")
     return Text(
-        f"**Initialisation.** On the plain VGG-19 the ranking by mean test accuracy is {ranked}. Xavier at chance, "
+        f"**Initialisation.** On the plain VGG-19 the mean test accuracies are {ranked}. Xavier at chance, "
         f"as in the write-up, is **{verdicts['ch1-xavier-at-chance']}**; the measured signal scale at "
         f"initialisation explains the failure, and batch norm removing it is **{verdicts['ch1-bn-rescues']}**. "
         f"Kaiming normal ahead of Kaiming uniform is **{verdicts['ch1-normal-beats-uniform']}** across "

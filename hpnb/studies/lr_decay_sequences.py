@@ -24,7 +24,7 @@ from ..registry import ConfigError
 from ..results import ChapterResults
 from ..schema import Rule, positive
 from ..strategies import decay_sequence
-from .base import Seeds, StudyParams, StudyPlan, Sweep, reference_columns, run_config
+from .base import ReferenceTable, Seeds, StudyParams, StudyPlan, Sweep, run_config
 
 NAME = "03_lr_decay_sequences"
 TITLE = "Chapter 3: Learning-rate decay sequences and update strategies"
@@ -251,7 +251,7 @@ def strategy_figure(df: pd.DataFrame, strategy: str, results: ChapterResults, da
     plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=labels)
     tail = df[df.epoch > df.epoch.max() - last]
     plots.curves(tail, "val_acc", "label", right, f"(b) close-up of the last {last} epochs", order=labels)
-    plots.legend_below(fig, left)
+    plots.legend_below(fig, left, labels=list(SEQUENCES))
     return results.figure(number, f"{DATASET_NAMES[dataset]}: the four sequences under “{STRATEGY_NAMES[strategy]}”",
                           fig, plots.curve_data(df[df.label.isin(labels)], ["val_acc"]))
 
@@ -283,7 +283,7 @@ def lr_figure(df: pd.DataFrame, results: ChapterResults, dataset: str, number: s
     for ax, strategy in zip(axes, STRATEGIES):
         plots.curves(first_seed, "lr", "label", ax, STRATEGY_NAMES[strategy],
                      order=[f"{strategy} · {q}" for q in SEQUENCES], band=False, log=True)
-    plots.legend_below(fig, axes[0])
+    plots.legend_below(fig, axes[0], labels=list(SEQUENCES))  # the same colour per sequence in every panel
     labels = [f"{s} · {q}" for s in STRATEGIES for q in SEQUENCES]
     return results.figure(number, f"Beyond the write-up: {DATASET_NAMES[dataset]}: the learning rate each setting "
                                   f"used per epoch (seed {df.seed.min()})", fig,
@@ -292,38 +292,40 @@ def lr_figure(df: pd.DataFrame, results: ChapterResults, dataset: str, number: s
 
 def comparison_table(metrics: pd.DataFrame, dataset: str, results: ChapterResults, number: str,
                      with_reference: bool = True):
-    """Accuracy and convergence epoch of the 14 settings; ★ marks the measurable best of each column."""
+    """Accuracy and convergence epoch of the 14 settings; ★ marks the best mean of a column when the runs can
+    name one. A setting with runs that never converged gets no convergence mean (it would only be the epoch
+    budget), and a setting flat at chance is marked: its "convergence" is a flat line, not learning."""
     acc = {s: accuracy_measure(metrics, s) for s in SETTINGS}
     conv = {s: convergence_measure(metrics, s) for s in SETTINGS}
     top_acc, _ = leader(list(acc.values()))
     top_conv, _ = leader(list(conv.values()), higher=False)
-    rows = []
+    table = ReferenceTable("setting")
     for label in SETTINGS:
         ref_acc, ref_conv = REFERENCE[dataset][label] if with_reference else (None, None)
+        epochs = [] if conv[label].censored else list(conv[label].values)
         if with_reference:
             results.reference(f"Table {number}", f"{DATASET_NAMES[dataset]} · {label} · accuracy", 100 * ref_acc,
                               acc[label].values, "%")
-            results.reference(f"Table {number}", f"{DATASET_NAMES[dataset]} · {label} · convergence epoch", ref_conv,
-                              conv[label].values, "epochs")
-        row = {"setting": label, **reference_columns("accuracy (%)", None if ref_acc is None else 100 * ref_acc,
-                                                     acc[label].values, 2),
-               **reference_columns("convergence epoch", ref_conv, conv[label].values, 1)}
-        row["never converged"] = conv[label].censored
-        if top_acc is not None and label == top_acc.label:
-            row["accuracy (%) · reproduced"] += " ★"
-        if top_conv is not None and label == top_conv.label:
-            row["convergence epoch · reproduced"] += " ★"
-        rows.append(row)
-    frame = pd.DataFrame(rows).set_index("setting")
+            if epochs:  # a censored mean is the budget, not a measurement
+                results.reference(f"Table {number}", f"{DATASET_NAMES[dataset]} · {label} · convergence epoch",
+                                  ref_conv, epochs, "epochs")
+        note = "flat at chance" if acc[label].near_chance else ""
+        table.add(label, [("accuracy (%)", None if ref_acc is None else 100 * ref_acc, acc[label].values, 2),
+                          ("convergence epoch", ref_conv, epochs, 1)],
+                  **{"never converged": f"{conv[label].censored} of {conv[label].n}", "note": note})
+    shown, numbers = table.frames()
+    for column, top in (("accuracy (%) · reproduced", top_acc), ("convergence epoch · reproduced", top_conv)):
+        if top is not None:
+            shown.loc[top.label, column] += " ★"
     if not with_reference:
-        frame = frame[[c for c in frame.columns if "write-up" not in c and "difference" not in c]]
+        shown = shown[[c for c in shown.columns if "write-up" not in c and "difference" not in c]]
     title = (f"{DATASET_NAMES[dataset]} comparison" + ("" if with_reference else " without the quirks")
-             + ". ★: the best mean of a column, when the runs can name one")
+             + "; ★ marks the best mean of a column when the runs can name one")
     note = ("Accuracy: " + ("mean validation accuracy over the last five epochs but the final one" if dataset == "mnist"
                             else "the last epoch's validation accuracy")
             + ". Convergence: the first 0-based epoch from which four successive accuracy changes sum to under "
-              "0.009; a run that never gets there counts the epoch budget and is listed as never converged.")
-    return results.table(number, title, frame, note)
+              "0.009; runs that never get there have no convergence epoch, so a setting with any such run shows none.")
+    return results.table(number, title, shown, note, data=numbers)
 
 
 # --------------------------------------------------------------------------- the write-up's findings
@@ -394,7 +396,7 @@ def updates_text(metrics: dict[str, pd.DataFrame]) -> Text:
         + ". Convergence fired in " + f"{int(metrics.converged.sum())} of {len(metrics)} runs.")
 
 
-def overall(metrics: dict[str, pd.DataFrame], results: ChapterResults) -> Section:
+def overall(p: Params, metrics: dict[str, pd.DataFrame], results: ChapterResults) -> Section:
     """§ 4.4: the guidelines, computed; and whether settings differ more on CIFAR-10 than on MNIST."""
     rows = []
     guidelines = {"mnist": ("epoch · seq3", "cutoff · seq4"), "cifar10": ("oscillation · seq1", "epoch · seq3")}
@@ -412,7 +414,14 @@ def overall(metrics: dict[str, pd.DataFrame], results: ChapterResults) -> Sectio
         spreads[d] = Measure(DATASET_NAMES[d], tuple(per_seed), len(per_seed), near_chance=flat)
     claim = Claim("ch3-cifar-spread", "Settings differ more on CIFAR-10 than on MNIST (spread of accuracy across the "
                   "14 settings, per seed)", "4.4", unit="points", min_effect=0.5)
-    results.judge(better(claim, spreads["cifar10"], spreads["mnist"]))
+    stand_ins = {d: p.base(d).data.name for d in DATASETS if p.base(d).data.name != d}
+    if stand_ins:  # the claim is about the two datasets' difficulty; stand-ins do not carry it
+        reason = ("these runs use stand-in data (" + ", ".join(f"{DATASET_NAMES[d]}: {n}" for d, n in
+                                                               stand_ins.items())
+                  + "), not the two datasets whose difficulty the claim compares")
+        results.judge(Verdict(claim, NOT_MEASURABLE, reason, "needs the real datasets", reason))
+    else:
+        results.judge(better(claim, spreads["cifar10"], spreads["mnist"]))
     table = results.table("4.4", "Guidelines: the write-up's choice and what these runs name (none when the runs "
                                  "cannot tell)", pd.DataFrame(rows).set_index("dataset"))
     return Section(table, results.verdicts_in("4.4"))
@@ -425,8 +434,12 @@ def quirk_free_section(p: Params, plan: StudyPlan, metrics: dict[str, pd.DataFra
         return Section(Text("Switched off in this profile (`quirk_free: false`)."))
     fixed = {d: run_metrics(results.add_sweep(f"{d}_quirk_free", plan.sweeps[f"{d}_quirk_free"].run()), d)
              for d in DATASETS}
-    tables = [comparison_table(fixed[d], d, results, n, with_reference=False) for d, n in zip(DATASETS, ("3", "4"))]
-    return Section(*tables, *quirk_free(metrics, fixed, results))
+    tables = [comparison_table(fixed[d], d, results, n, with_reference=False) for d, n in zip(DATASETS, ("4.5a", "4.5b"))]
+    fired = pd.concat(fixed.values()).groupby("label")["updates"].mean()
+    silent = [s for s in STRATEGIES if s != "epoch" and fired[[f"{s} · {q}" for q in SEQUENCES]].max() == 0]
+    note = Text(f"Without the zero padding, {' and '.join(STRATEGY_NAMES[s] for s in silent)} never changed the rate "
+                f"here, so all four of its sequences trained at r₀ throughout and end alike." if silent else "")
+    return Section(*tables, note, *quirk_free(metrics, fixed, results))
 
 
 def quirk_free(metrics: dict[str, pd.DataFrame], fixed: dict[str, pd.DataFrame], results: ChapterResults) -> Section:
