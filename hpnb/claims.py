@@ -114,7 +114,7 @@ def _amount(value: float, unit: str) -> str:
 
 def _rule(claim: Claim) -> str:
     return (f"supported/contradicted when the difference exceeds the larger of "
-            f"{_amount(claim.min_effect, _units(claim)[1])} and 2·SE across seeds; otherwise inconclusive")
+            f"{_amount(claim.min_effect, _units(claim)[1])} and 2·SE over the runs compared; otherwise inconclusive")
 
 
 def _listed(items: list[str], most: int = 3) -> str:
@@ -156,7 +156,7 @@ def better(claim: Claim, a: Measure, b: Measure, higher: bool = True) -> Verdict
     if a.n > 1 and b.n > 1:
         se = math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n)
         margin = max(claim.min_effect, 2 * se)
-        spread = f"2·SE {2 * se:.2g}{unit}, n = {a.n}/{b.n} runs"
+        spread = f"2·SE {_amount(float(f'{2 * se:.2g}'), unit)}, n = {a.n}/{b.n} runs"
     else:
         se, margin = 0.0, claim.min_effect
         spread = f"one run each: no spread, threshold {_amount(claim.min_effect, unit)}"
@@ -173,15 +173,15 @@ def ranking(measures: Sequence[Measure], higher: bool = True) -> list[Measure]:
     return sorted(measures, key=lambda m: m.mean, reverse=higher)
 
 
-def leader(measures: Sequence[Measure], higher: bool = True) -> tuple[Optional[Measure], str]:
+def leader(measures: Sequence[Measure], higher: bool = True, unit: str = "") -> tuple[Optional[Measure], str]:
     """The best measure by mean, or None and why none can be named (unmeasurable or tied)."""
-    blocked = _blocked(Claim("leader", "", ""), measures)
+    blocked = _blocked(Claim("leader", "", "", unit=unit), measures)
     if blocked:
         return None, blocked.reason
     ranked = ranking(measures, higher)
     if len(ranked) > 1 and ranked[0].mean == ranked[1].mean:
         tied = [m.label for m in ranked if m.mean == ranked[0].mean]
-        return None, f"{', '.join(tied)} tie at {_num(ranked[0].mean)}"
+        return None, f"{', '.join(tied)} tie at {_num(ranked[0].mean)}{_units(Claim('', '', '', unit=unit))[0]}"
     return ranked[0], ""
 
 
@@ -191,7 +191,7 @@ def best_of(claim: Claim, claimed: str, measures: Sequence[Measure], higher: boo
     blocked = _blocked(claim, measures)
     if blocked:
         return blocked
-    top, why = leader(measures, higher)
+    top, why = leader(measures, higher, claim.unit)
     if top is None:
         return Verdict(claim, NOT_MEASURABLE, why, _rule(claim), reason=why)
     mine = next(m for m in measures if m.label == claimed)
@@ -214,7 +214,7 @@ def equivalent(claim: Claim, a: Measure, b: Measure, tolerance: float) -> Verdic
     rule = (f"supported when |difference| + 2·SE ≤ {_amount(tolerance, unit)}; contradicted when |difference| − 2·SE "
             f"exceeds it")
     evidence = (f"{a.label} {_num(a.mean)}{value} vs {b.label} {_num(b.mean)}{value}: difference {diff:+.3g}{unit} "
-                f"(2·SE {2 * se:.2g}{unit})")
+                f"(2·SE {_amount(float(f'{2 * se:.2g}'), unit)})")
     verdict = (SUPPORTED if abs(diff) + 2 * se <= tolerance else
                CONTRADICTED if abs(diff) - 2 * se > tolerance else INCONCLUSIVE)
     return Verdict(claim, verdict, evidence, rule)
@@ -231,7 +231,7 @@ def every(claim: Claim, parts: Sequence[Verdict]) -> Verdict:
     order = (CONTRADICTED, NOT_MEASURABLE, INCONCLUSIVE)
     verdict = next((v for v in order if any(p.verdict == v for p in parts)), SUPPORTED)
     evidence = "; ".join(f"{p.claim.statement}: {p.verdict}" for p in parts)
-    reason = "; ".join(p.reason for p in parts if p.verdict == NOT_MEASURABLE)
+    reason = "; ".join(dict.fromkeys(p.reason for p in parts if p.verdict == NOT_MEASURABLE))  # each reason once
     return Verdict(claim, verdict, evidence, "supported when every part is; contradicted when any part is",
                    reason if verdict == NOT_MEASURABLE else "")
 

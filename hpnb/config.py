@@ -14,8 +14,6 @@ import yaml
 
 from .registry import INT64, ConfigError, YamlTrap, coerce, show
 
-DATASETS = ("cifar10", "cifar100", "mnist", "fashion_mnist", "higgs", "digits", "synthetic")
-
 
 @dataclass(frozen=True)
 class DataConfig:

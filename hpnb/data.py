@@ -368,7 +368,10 @@ def load_data(cfg: DataConfig, device: torch.device | str = "cpu") -> DataSplits
         train, test = standardise(train), standardise(test)
         val = standardise(val) if holdout else (test if cfg.validation == "test" else None)
 
-    sizes = f"{len(train):,} train / {len(val) if val is not None else 0:,} validation / {len(test):,} test"
+    if val is test:
+        sizes = f"{len(train):,} train / {len(test):,} test (also the validation set)"
+    else:
+        sizes = f"{len(train):,} train / {len(val) if val is not None else 0:,} validation / {len(test):,} test"
     moved = {id(s): s.to(device) for s in (train, val, test) if s is not None}
     return DataSplits(
         train=moved[id(train)], val=moved.get(id(val)) if val is not None else None, test=moved[id(test)],

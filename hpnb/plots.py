@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from .stats import final_rows
+
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 PERCENT_COLUMNS = ("train_acc", "val_acc", "test_acc")
 LABELS = {"train_loss": "train loss", "val_loss": "validation loss", "test_loss": "test loss",
@@ -35,11 +37,11 @@ def palette(labels: Sequence) -> dict:
     return dict(zip(labels, sns.color_palette("tab10", n_colors=max(10, len(labels)))))
 
 
-def figure(n: int = 1, width: float = 5.2, height: float = 3.6, rows: int = 1):
+def figure(n: int = 1, width: float = 5.2, height: float = 3.6, rows: int = 1, sharey: bool = False):
     """A figure of ``n`` panels in ``rows`` rows, in the chapters' style; returns (fig, list of axes)."""
     with style():
         cols = -(-n // rows)
-        fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=sharey)
     axes = list(axes.flat)
     for ax in axes[n:]:
         ax.remove()
@@ -66,30 +68,34 @@ def curves(df: pd.DataFrame, y: str, hue: str, ax, title: str = "", ylabel: Opti
            order: Optional[Sequence] = None, x: str = "epoch", band: bool = True, log: Optional[bool] = None,
            colors: Optional[dict] = None, labels: Optional[dict] = None) -> None:
     """Mean of ``y`` over seeds per ``hue`` setting, with a ±1 sd band when there are several seeds.
-    ``log=None`` picks a log axis when the curves span more than ``LOG_SPREAD``; ``colors`` and ``labels`` map a
-    setting to its colour and legend text."""
+    ``log=None`` picks a log axis when the curves span more than ``LOG_SPREAD``; on a log axis the mean and band
+    are geometric (mean and sd of the logarithm), so a band never reaches below the data. ``colors`` and
+    ``labels`` map a setting to its colour and legend text."""
     order = list(order or dict.fromkeys(df[hue]))
     scale = 100 if y in PERCENT_COLUMNS else 1
     data = df[df[hue].isin(order) & df[y].notna()]
-    means = []
+    parts = {key: data[data[hue] == key] for key in order}
+    if log is None:
+        log = wants_log([v for part in parts.values() for v in part.groupby(x)[y].mean()])
     with style():
-        for i, key in enumerate(order):
-            part = data[data[hue] == key]
+        for i, (key, part) in enumerate(parts.items()):
             if part.empty:
                 continue
-            stats = part.groupby(x)[y].agg(["mean", "std", "count"])
-            mean, sd = scale * stats["mean"], scale * stats["std"].fillna(0)
+            values = np.log10((scale * part[y]).clip(lower=1e-300)) if log else scale * part[y]
+            stats = values.groupby(part[x]).agg(["mean", "std", "count"])
+            mean, sd = stats["mean"], stats["std"].fillna(0)
+            low, high = (10 ** (mean - sd), 10 ** (mean + sd)) if log else (mean - sd, mean + sd)
+            middle = 10 ** mean if log else mean
             every = max(1, len(stats) // 12)
-            line, = ax.plot(stats.index, mean, marker=MARKERS[i % len(MARKERS)], markevery=every, markersize=5,
+            line, = ax.plot(stats.index, middle, marker=MARKERS[i % len(MARKERS)], markevery=every, markersize=5,
                             label=str((labels or {}).get(key, key)), color=(colors or {}).get(key))
             if band and (stats["count"] > 1).any():
-                ax.fill_between(stats.index, mean - sd, mean + sd, color=line.get_color(), alpha=0.2)
-            means += list(mean)
+                ax.fill_between(stats.index, low, high, color=line.get_color(), alpha=0.2)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(ylabel or LABELS.get(y, y.replace("_", " ")))
     if x == "epoch":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if log if log is not None else wants_log(means):
+    if log:
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
@@ -107,8 +113,6 @@ def legend_below(fig, ax, ncol: Optional[int] = None, labels: Optional[Sequence[
 def bars(df: pd.DataFrame, y: str, x: str, ax, title: str = "", ylabel: Optional[str] = None,
          order: Optional[Sequence] = None, fmt: str = "{:.2f}", colors: Optional[dict] = None) -> None:
     """Final ``y`` per setting: mean over seeds, error bar ±1 sd, the value printed above the bar."""
-    from .studies.base import final_rows
-
     finals = final_rows(df)
     finals = finals[finals.status == "finished"] if "status" in finals else finals
     order = list(order or dict.fromkeys(finals[x]))

@@ -41,7 +41,7 @@ nav.toc ul{margin:.2rem 0;padding-left:.4rem;list-style:none}nav.toc li.h3{margi
 table{border-collapse:collapse;margin:.8rem 0;font-size:.86rem}
 th,td{border:1px solid #d5dae0;padding:.28rem .6rem;text-align:left;vertical-align:top}th{background:#f3f5f7}
 img{max-width:100%;height:auto}figure{margin:1.2rem 0}figcaption,.caption{font-size:.9rem;color:#3d4650}
-.table-note{font-size:.82rem;color:#5c6670;max-width:900px}
+.table-note{font-size:.82rem;color:#5c6670;max-width:900px}.hpnb-table-block{overflow-x:auto}
 pre{background:#f6f8fa;padding:.6rem .8rem;overflow-x:auto;font-size:.82rem;border-radius:4px}
 details.code{margin:.4rem 0;font-size:.85rem}details.code summary{cursor:pointer;color:#5c6670}
 .output_stdout pre,.output_text pre{background:none;padding:0}

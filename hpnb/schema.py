@@ -101,16 +101,5 @@ def build(cls, raw: Any, where: str = ""):
     return obj
 
 
-def plain(value: Any) -> Any:
-    """A validated value back as YAML-ready plain data (tuples as lists, dataclasses as mappings)."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
-
-
-__all__ = ["Rule", "validate", "build", "plain", "at_least", "positive", "NON_EMPTY", "ALL_POSITIVE",
+__all__ = ["Rule", "validate", "build", "at_least", "positive", "NON_EMPTY", "ALL_POSITIVE",
            "ALL_NON_NEGATIVE", "DISTINCT"]

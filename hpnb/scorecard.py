@@ -73,7 +73,8 @@ def reference_table(records: list[dict], with_chapter: bool = False) -> str:
         cells = ([e(r.get("chapter", ""))] if with_chapter else []) + [
             e(r.get("table", "")), e(r["item"]), _number(r["reference"]),
             (_number(r["reproduced"]) + spread) if r["reproduced"] is not None else "—",
-            "—" if r["difference"] is None else f"{r['difference']:+.3g}", str(r["n_seeds"]), e(r.get("unit", ""))]
+            "—" if r["difference"] is None else f"{r['difference']:+.3g}" + (" points" if r.get("unit") == "%" else ""),
+            str(r["n_seeds"]), e(r.get("unit", ""))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return (f'<table class="references"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')

@@ -1,10 +1,19 @@
-"""Summary statistics over seeds: mean, sample standard deviation and standard error, and their formatting."""
+"""Summary statistics over seeds: each run's final row, mean, sample standard deviation, and their formatting."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The last epoch of every run of a sweep's rows (failed runs keep their single row)."""
+    if "epoch" not in df:
+        return df.copy()
+    ordered = df.sort_values("epoch", na_position="first")
+    return ordered.groupby("hash", sort=False).tail(1).reset_index(drop=True)
 
 
 def finite(values: Sequence[float]) -> np.ndarray:
@@ -27,4 +36,4 @@ def fmt_mean_std(values: Sequence[float], digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
 
 
-__all__ = ["finite", "mean_std", "fmt_mean_std"]
+__all__ = ["final_rows", "finite", "mean_std", "fmt_mean_std"]

@@ -14,7 +14,7 @@ from ..exhibits import Table, Text
 from ..registry import ConfigError
 from ..runner import DEFAULT
 from ..schema import DISTINCT, NON_EMPTY, Rule, build
-from ..stats import fmt_mean_std, mean_std
+from ..stats import final_rows, fmt_mean_std, mean_std
 from ..store import RunStore
 from ..sweep import collect, expand, sweep
 
@@ -100,14 +100,6 @@ class StudyPlan:
 
 
 # --------------------------------------------------------------------------- measurements from sweep rows
-def final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The last epoch of every run (failed runs keep their single row)."""
-    if "epoch" not in df:
-        return df.copy()
-    ordered = df.sort_values("epoch", na_position="first")
-    return ordered.groupby("hash", sort=False).tail(1).reset_index(drop=True)
-
-
 def finals(df: pd.DataFrame, by: str, metric: str) -> dict[str, list]:
     """``{setting: [final metric of each finished run]}`` in the order settings first appear."""
     rows = final_rows(df)
@@ -145,8 +137,9 @@ def data_statement(profile: str, parts: dict[str, RunConfig], seeds: Sequence[in
     lines = "; ".join(f"{name}: {describe_data(cfg)}" for name, cfg in parts.items())
     if results is not None:
         results.data = lines
-    return Text(f"**Data used ({profile} profile).** {lines}. Every setting is repeated over {len(seeds)} seed(s) "
-                f"({', '.join(map(str, seeds))}); curves show the mean with a ±1 sd band, tables the mean ± sd.")
+    repeats = f"{len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1 else f"one seed ({seeds[0]})"
+    return Text(f"**Data used ({profile} profile).** {lines}. Every setting is repeated over {repeats}; curves show "
+                f"the mean with a ±1 sd band, tables the mean ± sd.")
 
 
 # --------------------------------------------------------------------------- write-up tables
@@ -165,12 +158,13 @@ class ReferenceTable:
             digits = rest[0] if rest else 2
             vals = [v for v in values if v is not None]
             mean = sum(vals) / len(vals) if vals else None
-            shown[f"{name} · write-up"] = "—" if reference is None else f"{reference:.{digits}f}"
+            shown[f"{name} · write-up"] = ("—" if reference is None else f"{reference:g}"
+                                          if float(reference).is_integer() else f"{reference:.{digits}f}")
             shown[f"{name} · reproduced"] = fmt_mean_std(vals, digits)
             shown[f"{name} · difference"] = ("—" if reference is None or mean is None else
                                              f"{mean - reference:+.{digits}f}")
             mean_sd = mean_std(vals)
-            numbers.update({f"{name} write-up": reference, f"{name} mean": mean,
+            numbers.update({f"{name} write-up": None if reference is None else round(reference, 9), f"{name} mean": mean,
                             f"{name} sd": mean_sd[1] if vals else None,
                             f"{name} difference": None if reference is None or mean is None else mean - reference})
             n = max(n, len(vals))
@@ -189,7 +183,7 @@ def options_text(options: dict) -> str:
     def value(v):
         return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
 
-    return ", ".join(f"{k.replace('_', ' ')} {value(v)}" for k, v in options.items()) or "defaults"
+    return ", ".join(f"{k}={value(v)}" for k, v in options.items()) or "defaults"
 
 
 def training_text(cfg: RunConfig) -> str:

@@ -155,10 +155,15 @@ def at_chance(df: pd.DataFrame, label: str, classes: int, tolerance: float = 0.0
     return worst <= tolerance, worst
 
 
+def _pair_figure(runs: pd.DataFrame, results: ChapterResults, number: str, pair: list[str], title: str):
+    """The write-up's pair of panels (training loss, validation accuracy) for two settings."""
+    fig = plots.loss_and_accuracy(runs, pair, colors=COLORS)
+    return results.figure(number, title, fig, plots.curve_data(runs[runs.label.isin(pair)], ["train_loss", "val_acc"]))
+
+
 def xavier_vs_kaiming(inits: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
-    fig = plots.loss_and_accuracy(inits, ["Xavier normal", "Kaiming normal"], colors=COLORS)
-    figure = results.figure("1.1", "Xavier normal vs Kaiming normal on the plain VGG-19", fig,
-                            plots.curve_data(inits, ["train_loss", "val_acc"]))
+    figure = _pair_figure(inits, results, "1.1", ["Xavier normal", "Kaiming normal"],
+                          "Xavier normal vs Kaiming normal on the plain VGG-19")
     kn, xn = _accuracy(inits, "Kaiming normal", classes), _accuracy(inits, "Xavier normal", classes)
     trains = results.judge(better(CLAIMS["kaiming-trains"], kn, xn))
     chance = {label: at_chance(inits, label, classes) for label in ("Xavier normal", "Xavier uniform")}
@@ -177,9 +182,8 @@ def xavier_vs_kaiming(inits: pd.DataFrame, results: ChapterResults, classes: int
 
 
 def kaiming_distributions(inits: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
-    fig = plots.loss_and_accuracy(inits, ["Kaiming uniform", "Kaiming normal"], colors=COLORS)
-    figure = results.figure("1.2", "Kaiming uniform vs Kaiming normal on the plain VGG-19", fig,
-                            plots.curve_data(inits, ["train_loss", "val_acc"]))
+    figure = _pair_figure(inits, results, "1.2", ["Kaiming uniform", "Kaiming normal"],
+                          "Kaiming uniform vs Kaiming normal on the plain VGG-19")
     kn, ku = _accuracy(inits, "Kaiming normal", classes), _accuracy(inits, "Kaiming uniform", classes)
     accuracy = results.judge(better(CLAIMS["normal-beats-uniform"], kn, ku))
     loss = results.judge(better(CLAIMS["normal-lower-loss"], setting_measure(inits, "Kaiming normal", "test_loss"),
@@ -269,8 +273,17 @@ def _scheduler_measures(scheds: pd.DataFrame, classes: int) -> dict[str, Measure
 
 def winner_text(measures: dict[str, Measure], names) -> tuple[str | None, str]:
     """The round's winner by mean test accuracy, or None with the reason none can be named."""
-    top, why = leader([measures[n] for n in names])
+    top, why = leader([measures[n] for n in names], unit="points")
     return (top.label, "") if top is not None else (None, why)
+
+
+def lead_text(measures: dict[str, Measure], winner: str, names) -> str:
+    """How clear a winner's lead is: against the runner-up, by the chapter's rule."""
+    runner_up = max((measures[n] for n in names if n != winner), key=lambda m: m.mean)
+    duel = better(Claim("lead", "", "", unit="points", min_effect=0.5), measures[winner], runner_up)
+    clear = "beyond the seed spread" if duel.verdict == "supported" else "but not beyond the seed spread"
+    return (f"{measures[winner].mean:.2f} % mean test accuracy, ahead of {runner_up.label} "
+            f"({runner_up.mean:.2f} %) {clear}")
 
 
 def schedule_curves(p: Params) -> pd.DataFrame:
@@ -312,39 +325,38 @@ def learning_rates(p: Params, results: ChapterResults):
 
 def tournament_round(scheds: pd.DataFrame, results: ChapterResults, classes: int, section: str) -> Section:
     names = ROUNDS[section]
-    fig = plots.loss_and_accuracy(scheds, list(names), colors=COLORS)
-    figure = results.figure(section, f"{names[0]} vs {names[1]}", fig,
-                            plots.curve_data(scheds[scheds.label.isin(names)], ["train_loss", "val_acc"]))
+    figure = _pair_figure(scheds, results, section, list(names), f"{names[0]} vs {names[1]}")
     m = _scheduler_measures(scheds, classes)
     winner, why = winner_text(m, names)
     claimed = {"2.1": ("MultiStepLR", "ExponentialLR"), "2.2": ("CyclicLR", "CosineAnnealingWarmRestarts")}[section]
     verdict = results.judge(better(CLAIMS[f"round-{section}"], m[claimed[0]], m[claimed[1]]))
-    reading = (f"Winner of round {section}: **{winner}** ({m[winner].mean:.2f} % mean test accuracy)." if winner else
+    reading = (f"Winner of round {section}: **{winner}** ({lead_text(m, winner, names)})." if winner else
                f"Round {section} names no winner here: {why}.")
     reading += f" The write-up's winner, {claimed[0]}, ahead beyond the seed spread: **{verdict.verdict}**."
     return Section(figure, Text(reading), results.verdicts_in(section))
 
 
 def finalists(m: dict[str, Measure]) -> tuple[list[str], str]:
-    """ConstantLR and the two round winners; all five when a round names no winner (and why)."""
-    winners = [winner_text(m, ROUNDS[s]) for s in ("2.1", "2.2")]
-    if all(w for w, _ in winners):
-        return ["ConstantLR"] + [w for w, _ in winners], ""
-    return list(SCHEDULERS), "; ".join(why for w, why in winners if not w)
+    """ConstantLR and the two round winners; all five when a round names no winner (and which, and why)."""
+    winners = {s: winner_text(m, ROUNDS[s]) for s in ("2.1", "2.2")}
+    if all(w for w, _ in winners.values()):
+        return ["ConstantLR"] + [w for w, _ in winners.values()], ""
+    return list(SCHEDULERS), "; ".join(f"round {s} named no winner ({why})" for s, (w, why) in winners.items() if not w)
 
 
 def tournament_final(scheds: pd.DataFrame, results: ChapterResults, classes: int) -> Section:
     m = _scheduler_measures(scheds, classes)
     names, why_all = finalists(m)
     fig = plots.loss_and_accuracy(scheds, names, colors=COLORS)
-    title = " vs ".join(names) if not why_all else "All five schedulers (the rounds named no winners)"
+    title = " vs ".join(names) if not why_all else "All five schedulers (a round named no winner)"
     figure = results.figure("2.3", title, fig,
                             plots.curve_data(scheds[scheds.label.isin(names)], ["train_loss", "val_acc"]))
     champion, why = winner_text(m, names)
     verdict = results.judge(best_of(CLAIMS["cyclic-best"], "CyclicLR", list(m.values())))
-    reading = (f"The final goes to **{champion}**." if champion else f"The final names no winner here: {why}.")
+    reading = (f"The final goes to **{champion}** ({lead_text(m, champion, names)})." if champion else
+               f"The final names no winner here: {why}.")
     if why_all:
-        reading = f"The rounds named no winners ({why_all}), so all five schedulers are shown. " + reading
+        reading = f"{why_all[0].upper()}{why_all[1:]}, so all five schedulers meet in the final. " + reading
     reading += f" CyclicLR as the best of all five, as in the write-up: **{verdict.verdict}**."
     return Section(figure, Text(reading), results.verdicts_in("2.3"))
 
@@ -370,7 +382,7 @@ def scheduler_summary(scheds: pd.DataFrame, results: ChapterResults, classes: in
         results.reference("Table 2", f"{label} · test accuracy", ref_acc, pct, "%")
         results.reference("Table 2", f"{label} · test loss", ref_loss, loss[label])
         # each seed against the baseline's mean; the baseline is 0 by definition
-        gain = [0.0] if label == "ConstantLR" else [v - base for v in pct]
+        gain = [0.0] * len(pct) if label == "ConstantLR" else [v - base for v in pct]
         results.reference("Table 2", f"{label} · vs baseline", ref_gain, gain, "points")
         table.add(label + (" (baseline)" if label == "ConstantLR" else ""),
                   [("test accuracy (%)", ref_acc, pct), ("test loss", ref_loss, loss[label], 4),
@@ -389,8 +401,13 @@ def conclusion(inits: pd.DataFrame, scheds: pd.DataFrame, results: ChapterResult
     m = _scheduler_measures(scheds, classes)
     champion, why = winner_text(m, finalists(m)[0])
     writeup_rank = ", ".join(sorted(WRITEUP_TABLE2, key=lambda k: -WRITEUP_TABLE2[k][0]))
-    schedules = (f"The tournament's champion is **{champion}**, {m[champion].mean - m['ConstantLR'].mean:+.2f} points "
-                 f"over the constant rate." if champion else f"The tournament names no champion: {why}.")
+    if champion == "ConstantLR":
+        schedules = f"The constant rate itself wins the final ({lead_text(m, champion, finalists(m)[0])})."
+    elif champion:
+        schedules = (f"The tournament's champion is **{champion}**, {m[champion].mean - m['ConstantLR'].mean:+.2f} "
+                     f"points over the constant rate.")
+    else:
+        schedules = f"The tournament names no champion: {why}."
     return Text(
         f"**Initialisation.** On the plain VGG-19 the mean test accuracies are {ranked}. Xavier at chance, "
         f"as in the write-up, is **{verdicts['ch1-xavier-at-chance']}**; the measured signal scale at "

@@ -154,13 +154,13 @@ def moments(p: Params, results: ChapterResults) -> Section:
     table["relative SE"] = table["standard error"] / table["exact E tr(S^k)"].astype(float)
     shown = table.assign(**{"exact E tr(S^k)": table["exact E tr(S^k)"].map(
         lambda v: f"{v:,}" if v < 10**9 else f"{float(v):.6e}"),
-        "Monte Carlo": table["Monte Carlo"].map("{:.4e}".format),
+        "Monte Carlo": table["Monte Carlo"].map(lambda v: f"{v:,.1f}" if abs(v) < 10**6 else f"{v:.5e}"),
         "relative error": table["relative error"].map("{:+.2%}".format),
         "relative SE": table["relative SE"].map("{:.2%}".format),
         "z": table["z"].map("{:+.2f}".format)}).drop(columns=["standard error"]).set_index(["m", "n", "k"])
     loose = table[table["relative SE"] > 0.05]
-    caveat = (f" High powers are heavy-tailed: in {len(loose)} case(s) the Monte Carlo standard error exceeds 5 % of "
-              f"the value, so agreement there is weak evidence; the low orders carry the check." if len(loose) else "")
+    caveat = (f" High powers are heavy-tailed: in {len(loose)} of the cases the Monte Carlo standard error exceeds 5 % "
+              f"of the value, so agreement there is weak evidence; the low orders carry the check." if len(loose) else "")
     return Section(results.table("M", "Exact Wishart trace moments against Monte Carlo (σ² = 1)", shown,
                                  data=table),
                    Text(f"The largest deviation is {worst:.2f} standard errors over {len(table)} cases. The moments "
@@ -227,7 +227,7 @@ def output_variance(p: Params, results: ChapterResults) -> Section:
     for name, (s, ref) in REFERENCE_VARIANCE.items():
         results.reference("Output variance", f"{name}: square layer, γ = α = 1", ref, [square[name]])
         rows.append({"configuration": name, "write-up": ref, "square layer, γ = α = 1 (Marchenko–Pastur)":
-                     round(square[name], 4), "difference": round(square[name] - ref, 4)})
+                     f"{square[name]:.4f}", "difference": f"{square[name] - ref:+.4f}"})
     (_, ref1), (_, ref2) = REFERENCE_VARIANCE.values()
     v1, v2 = (results.judge(holds(CLAIMS[key], abs(value - ref) < 0.01, f"square layer gives {value:.4f}"
                                   + (f"; 0.41 needs m/n = {ratio:.3f}" if key == "0.41" else ""),
@@ -357,7 +357,8 @@ def verdicts(p: Params, runs: pd.DataFrame, stab: pd.DataFrame, results: Chapter
 
         out += [lead_claim(CLAIMS["adamw-deep"], table, "depth", max(p.depths), min(p.depths)),
                 lead_claim(CLAIMS["adamw-scale"], table, "init", init_label(max(p.scales)), init_label(min(p.scales)))]
-    at_init = stab[(stab.when == "at init") & (stab.depth == max(p.depths))]
+    # at initialisation the optimizer has not acted: one optimizer's runs hold every distinct network
+    at_init = stab[(stab.when == "at init") & (stab.depth == max(p.depths)) & (stab.optimizer == list(p.optimizers)[0])]
     last_layer = at_init[at_init.layer_index == at_init.layer_index.max() - 1]  # the last hidden layer
 
     def kept(init):
@@ -380,7 +381,8 @@ def lead_claim(claim: Claim, table: pd.DataFrame, by: str, high, low):
                                                      values="test_auc")
         per_seed = (part["AdamW"] - part["SGD"]).groupby("seed").mean().dropna()
         stuck = bool((part[["AdamW", "SGD"]].mean() < 0.55).all())  # leads between chance-level runs say nothing
-        return Measure(f"{by} {value}", tuple(per_seed), len(per_seed), near_chance=stuck)
+        return Measure(str(value) if by == "init" else f"{by} {value}", tuple(per_seed), len(per_seed),
+                       near_chance=stuck)
 
     return better(claim, leads(high), leads(low))
 
@@ -390,7 +392,9 @@ def _cka_init(runs: pd.DataFrame, depth: int, store) -> list[float]:
     from ..runner import as_store
 
     run_store = as_store(store)
-    rows = runs[(runs.label_init == HE) & (runs.label_depth == depth) & (runs.status == "finished")]
+    first = next(iter(runs.label_optimizer.unique()))  # networks at init do not depend on the optimizer
+    rows = runs[(runs.label_init == HE) & (runs.label_depth == depth) & (runs.status == "finished")
+                & (runs.label_optimizer == first)]
     values = []
     for run_hash in rows.drop_duplicates("hash")["hash"]:
         run = run_store.load_hash(run_hash)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import plots
 from ..claims import (CONTRADICTED, INCONCLUSIVE, NOT_MEASURABLE, SUPPORTED, Claim, Measure, Verdict, better,
-                      best_of, equivalent, every, leader, measure)
+                      best_of, equivalent, every, leader, measure, ranking)
 from ..config import RunConfig
 from ..exhibits import Section, Text
 from ..registry import ConfigError
@@ -40,6 +40,9 @@ QUIRK_OPTIONS = {"mnist": ("double_softmax",), "cifar10": ("dropout_first_epoch_
 FIGURES = {"mnist": ("2", "3", "4", "5"), "cifar10": ("6a", "6b", "7a", "7b")}
 ACCURACY_EFFECT = {"mnist": 0.1, "cifar10": 0.5}  # points: the smallest accuracy difference worth a verdict
 SIMILAR_WITHIN = {"mnist": 0.2, "cifar10": 1.0}  # points: "behave similarly" [chosen]
+# A colour per sequence in the per-strategy figures; the benchmarks and the strategies' best settings get their own.
+COLORS = dict(zip(list(SEQUENCES) + list(BENCHMARKS) + [f"best of {s}" for s in STRATEGIES],
+                  plots.palette(range(9)).values()))
 CHANCE = 0.1  # ten classes
 
 # The write-up's Tables 1 and 2: (accuracy, convergence epoch) per setting.
@@ -157,11 +160,19 @@ def plan(p: Params, store=None) -> StudyPlan:
 
 
 def quirks_in_use(p: Params) -> pd.DataFrame:
-    rows = [(d, q, p.base(d).model.options.get(q)) for d in DATASETS for q in QUIRK_OPTIONS[d]]
-    rows += [("both", "oscillation history padded with zeros", p.zero_padded_history),
-             ("cifar10", "cutoff fraction of the seq1 · cutoff run", p.cifar_seq1_cutoff_fraction),
-             ("both", "seq4 formula", p.seq4_variant)]
-    return pd.DataFrame(rows, columns=["dataset", "quirk", "value in this run"]).set_index(["dataset", "quirk"])
+    on = lambda flag: "on" if flag else "off"  # noqa: E731
+    rows = [("MNIST", "a softmax on the output before the loss's own (double softmax)",
+             on(p.base("mnist").model.options.get("double_softmax"))),
+            ("CIFAR-10", "dropout in the first epoch only (the network never went back to train mode)",
+             on(p.base("cifar10").model.options.get("dropout_first_epoch_only"))),
+            ("both", "the oscillation rule compares epoch 1 with a zero (so it always fires then)",
+             on(p.zero_padded_history)),
+            ("CIFAR-10", "cutoff of the seq1 · cutoff run, as a fraction of the first validation loss",
+             f"{p.cifar_seq1_cutoff_fraction:g} (the others: {p.cutoff_fraction:g})"),
+            ("both", "seq4", "as the runs used it (the first update keeps r₀)" if p.seq4_variant == "seq4"
+             else "as printed in the write-up")]
+    return pd.DataFrame(rows, columns=["dataset", "quirk of the original code", "in this run"]).set_index(
+        ["dataset", "quirk of the original code"])
 
 
 def configuration(p: Params) -> pd.DataFrame:
@@ -245,12 +256,16 @@ def _best(dataset, metrics, key, statement, section, claimed, labels, what):
 
 # --------------------------------------------------------------------------- figures and tables
 def strategy_figure(df: pd.DataFrame, strategy: str, results: ChapterResults, dataset: str, number: str,
-                    last: int = 4):
+                    last: int = 5):
+    """Validation accuracy of the four sequences under one strategy, and a close-up of the last epochs (those
+    the accuracy metric reads: the last five but one on MNIST, the last on CIFAR-10)."""
     labels = [f"{strategy} · {q}" for q in SEQUENCES]
+    colors = {f"{strategy} · {q}": COLORS[q] for q in SEQUENCES}
     fig, (left, right) = plots.figure(2)
-    plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=labels)
+    plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=labels, colors=colors)
     tail = df[df.epoch > df.epoch.max() - last]
-    plots.curves(tail, "val_acc", "label", right, f"(b) close-up of the last {last} epochs", order=labels)
+    plots.curves(tail, "val_acc", "label", right, f"(b) close-up of the last {last} epochs", order=labels,
+                 colors=colors)
     plots.legend_below(fig, left, labels=list(SEQUENCES))
     return results.figure(number, f"{DATASET_NAMES[dataset]}: the four sequences under “{STRATEGY_NAMES[strategy]}”",
                           fig, plots.curve_data(df[df.label.isin(labels)], ["val_acc"]))
@@ -263,26 +278,32 @@ def strategy_figures(df: pd.DataFrame, results: ChapterResults, dataset: str) ->
 
 def best_settings_figure(df: pd.DataFrame, metrics: pd.DataFrame, results: ChapterResults, dataset: str,
                          number: str):
-    per_strategy = []
-    for s in STRATEGIES:
-        top, _ = leader([accuracy_measure(metrics, f"{s} · {q}") for q in SEQUENCES])
-        per_strategy.append(top.label if top else f"{s} · seq1")
+    per_strategy, tied = [], []
+    for s in STRATEGIES:  # by mean accuracy; a tie is broken by sequence order, and the caption says so
+        ranked = ranking([accuracy_measure(metrics, f"{s} · {q}") for q in SEQUENCES])
+        per_strategy.append(ranked[0].label)
+        if ranked[0].mean == ranked[1].mean:
+            tied.append(STRATEGY_NAMES[s])
     order = per_strategy + list(BENCHMARKS)
+    colors = {**{label: COLORS[f"best of {s}"] for label, s in zip(per_strategy, STRATEGIES)},
+              **{b: COLORS[b] for b in BENCHMARKS}}
     fig, (left, right) = plots.figure(2)
-    plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=order)
-    plots.curves(df, "val_loss", "label", right, "(b) validation loss", order=order)
+    plots.curves(df, "val_acc", "label", left, "(a) validation accuracy", order=order, colors=colors)
+    plots.curves(df, "val_loss", "label", right, "(b) validation loss", order=order, colors=colors)
     plots.legend_below(fig, left, ncol=5)
+    note = f" (ties under {', '.join(tied)} go to the first sequence)" if tied else ""
     return results.figure(number, f"{DATASET_NAMES[dataset]}: the most accurate sequence of each strategy against "
-                                  f"the benchmarks", fig,
+                                  f"the benchmarks{note}", fig,
                           plots.curve_data(df[df.label.isin(order)], ["val_acc", "val_loss"]))
 
 
 def lr_figure(df: pd.DataFrame, results: ChapterResults, dataset: str, number: str):
     first_seed = df[df.seed == df.seed.min()]
-    fig, axes = plots.figure(3, width=4.4)
+    fig, axes = plots.figure(3, width=3.8, sharey=True)  # one scale: the strategies' rates compare directly
     for ax, strategy in zip(axes, STRATEGIES):
         plots.curves(first_seed, "lr", "label", ax, STRATEGY_NAMES[strategy],
-                     order=[f"{strategy} · {q}" for q in SEQUENCES], band=False, log=True)
+                     order=[f"{strategy} · {q}" for q in SEQUENCES], band=False, log=True,
+                     colors={f"{strategy} · {q}": COLORS[q] for q in SEQUENCES})
     plots.legend_below(fig, axes[0], labels=list(SEQUENCES))  # the same colour per sequence in every panel
     labels = [f"{s} · {q}" for s in STRATEGIES for q in SEQUENCES]
     return results.figure(number, f"Beyond the write-up: {DATASET_NAMES[dataset]}: the learning rate each setting "
@@ -381,8 +402,9 @@ def findings(dataset: str, metrics: pd.DataFrame, results: ChapterResults) -> Se
     similar = [equivalent(_claim(dataset, f"seq3-seq4-{s}", f"seq3 ≈ seq4 under {STRATEGY_NAMES[s]}", section,
                                  "accuracy"), acc[f"{s} · seq3"], acc[f"{s} · seq4"], SIMILAR_WITHIN[dataset])
                for s in ("cutoff", "oscillation")]
+    within = f"{SIMILAR_WITHIN[dataset]:g} point" + ("" if SIMILAR_WITHIN[dataset] == 1 else "s")
     out.append(every(_claim(dataset, "seq3-like-seq4", f"under “By cutoff” and “By oscillation” seq3 and seq4 behave "
-                            f"alike (accuracy within {SIMILAR_WITHIN[dataset]:g} points)", section, "accuracy"),
+                            f"alike (accuracy within {within})", section, "accuracy"),
                      similar))
     results.judge(*out)
     return Section(results.verdicts_in(section))
@@ -402,7 +424,8 @@ def overall(p: Params, metrics: dict[str, pd.DataFrame], results: ChapterResults
     guidelines = {"mnist": ("epoch · seq3", "cutoff · seq4"), "cifar10": ("oscillation · seq1", "epoch · seq3")}
     for d, m in metrics.items():
         fast, why_fast = leader([convergence_measure(m, s) for s in SETTINGS], higher=False)
-        best, why_best = leader([accuracy_measure(m, s) for s in SETTINGS])
+        best, why_best = leader([accuracy_measure(m, s) for s in SETTINGS], unit="points")
+        why_fast, why_best = (_short(w) for w in (why_fast, why_best))
         rows.append({"dataset": DATASET_NAMES[d], "for convergence time: the write-up's choice": guidelines[d][0],
                      "for convergence time: these runs'": fast.label if fast else f"none ({why_fast})",
                      "for accuracy: the write-up's choice": guidelines[d][1],
@@ -435,10 +458,14 @@ def quirk_free_section(p: Params, plan: StudyPlan, metrics: dict[str, pd.DataFra
     fixed = {d: run_metrics(results.add_sweep(f"{d}_quirk_free", plan.sweeps[f"{d}_quirk_free"].run()), d)
              for d in DATASETS}
     tables = [comparison_table(fixed[d], d, results, n, with_reference=False) for d, n in zip(DATASETS, ("4.5a", "4.5b"))]
-    fired = pd.concat(fixed.values()).groupby("label")["updates"].mean()
-    silent = [s for s in STRATEGIES if s != "epoch" and fired[[f"{s} · {q}" for q in SEQUENCES]].max() == 0]
-    note = Text(f"Without the zero padding, {' and '.join(STRATEGY_NAMES[s] for s in silent)} never changed the rate "
-                f"here, so all four of its sequences trained at r₀ throughout and end alike." if silent else "")
+    lines = []
+    for d in DATASETS:
+        fired = fixed[d].groupby("label")["updates"].max()
+        silent = [STRATEGY_NAMES[s] for s in STRATEGIES if fired[[f"{s} · {q}" for q in SEQUENCES]].max() == 0]
+        if silent:
+            lines.append(f"On {DATASET_NAMES[d]}, {' and '.join(silent)} never changed the rate in any run, so their "
+                         f"four sequences all trained at r₀ throughout and end alike.")
+    note = Text(" ".join(lines)) if lines else None
     return Section(*tables, note, *quirk_free(metrics, fixed, results))
 
 
@@ -461,6 +488,11 @@ def quirk_free(metrics: dict[str, pd.DataFrame], fixed: dict[str, pd.DataFrame],
                      f"{100 * shift:+.2f} points on average.")
     results.judge(*verdicts)
     return Section(Text(" ".join(lines)), results.verdicts_in("4.5"))
+
+
+def _short(reason: str) -> str:
+    """The first clause of a not-measurable reason (a table cell has no room for the list)."""
+    return reason.split(" (")[0].split(";")[0]
 
 
 def _same_leader(claim: Claim, before, why_before: str, after, why_after: str, versus) -> Verdict:

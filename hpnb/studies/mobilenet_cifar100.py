@@ -62,8 +62,8 @@ CLAIMS = {
                        min_effect=0.1),
 }
 
-COLORS = plots.palette(["lr 0.01", "lr 0.05", "lr 0.2", "constant", "cosine", "wd 0.0001", "wd 0.0005", "ReLU",
-                        "sigmoid"])
+COLORS = plots.palette(["lr 0.01", "lr 0.05", "lr 0.2", "constant", "cosine", "wd 0.0001", "wd 0.0005", "sigmoid"])
+COLORS["ReLU"] = COLORS["wd 0.0005"]  # the same runs: § 4's ReLU network is § 3's weight decay 5e-4
 Rates = Annotated[tuple[float, ...], NON_EMPTY, DISTINCT, ALL_POSITIVE]
 Decays = Annotated[tuple[float, ...], NON_EMPTY, DISTINCT, ALL_NON_NEGATIVE]
 Blocks = Annotated[tuple[int, ...], NON_EMPTY, Rule(lambda v: list(v) == list(range(v[0], v[-1] + 1)) and
