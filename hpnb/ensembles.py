@@ -17,15 +17,10 @@ MEMORY_SHARE = 0.5  # of the free device memory an ensemble may plan to use
 def member_bytes(cfg: RunConfig, input_shape: tuple, num_classes: int) -> int:
     """Rough memory of one member: weights, gradients and two optimizer moments (4 × the parameters) plus the
     activations a training step keeps for the backward pass (every layer output, twice for safety)."""
-    from .models import build_model
+    from .models import build_model, model_context
 
-    context = {"num_classes": num_classes}
-    if len(input_shape) == 3:
-        context.update(in_channels=input_shape[0], image_size=input_shape[1])
-    else:
-        context.update(in_features=input_shape[0])
     with torch.device("meta"):
-        model = build_model(cfg.model.name, **cfg.model.options, **context)
+        model = build_model(cfg.model.name, **cfg.model.options, **model_context(input_shape, num_classes))
     weights = 4 * 4 * sum(p.numel() for p in model.parameters())
     outputs = []
     hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))

@@ -24,7 +24,7 @@ from .batches import EvalBatches, TrainBatches
 from .config import RunConfig
 from .data import DataSplits, load_data
 from .init import initialise
-from .models import build_model
+from .models import build_model, model_context
 from .optim import build_optimizer
 from .probes import activation_variance, input_output_cka, roc_auc
 from .registry import ConfigError
@@ -83,13 +83,7 @@ def resolve_device(name: str) -> torch.device:
 def build(cfg: RunConfig, data: DataSplits, device: torch.device) -> nn.Module:
     """Model for ``cfg`` with its shapes taken from the data, initialised under the run's seed."""
     torch.manual_seed(cfg.seed)
-    shape = data.input_shape
-    context = {"num_classes": data.num_classes}
-    if data.is_image:
-        context.update(in_channels=shape[0], image_size=shape[1])
-    else:
-        context.update(in_features=shape[0])
-    model = build_model(cfg.model.name, **cfg.model.options, **context)
+    model = build_model(cfg.model.name, **cfg.model.options, **model_context(data.input_shape, data.num_classes))
     initialise(model, cfg.init.name, cfg.init.options)
     model.to(device)
     if uses_channels_last(cfg, data, device):

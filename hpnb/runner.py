@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from .config import RunConfig
 from .data import DataSplits, load_data
+from .models import input_mismatch
 from .ensembles import group, member_cap
 from .registry import ConfigError
 from .store import RunStore
@@ -62,8 +63,9 @@ def as_store(store: StoreLike) -> RunStore | None:
 
 
 def prepare_data(cfg: RunConfig) -> DataSplits:
-    """The run's data on its device: raises ConfigError for a device this machine lacks and DataError for data
-    that is missing or fails its checks (both before anything is written)."""
+    """The run's data on its device: raises ConfigError for a device this machine lacks or a model that cannot
+    take the data's inputs, and DataError for data that is missing or fails its checks (all before anything is
+    written)."""
     import torch
 
     try:
@@ -73,7 +75,12 @@ def prepare_data(cfg: RunConfig) -> DataSplits:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ConfigError(f"device: {cfg.device!r} asked, but this machine has {torch.cuda.device_count()} CUDA "
                           f"device(s)")
-    return load_data(cfg.data, device)
+    data = load_data(cfg.data, device)
+    problem = input_mismatch(cfg.model.name, cfg.model.options, data.input_shape, data.num_classes)
+    if problem is not None:
+        raise ConfigError(f"model: {cfg.model.name!r} cannot take the inputs of dataset {cfg.data.name!r} "
+                          f"(samples of shape {tuple(data.input_shape)}, {data.num_classes} classes): {problem}")
+    return data
 
 
 def checkpoint_seconds() -> float:

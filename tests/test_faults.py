@@ -232,6 +232,9 @@ BAD_RUN_CONFIGS = [
         "be taken stratified by class (The test_size = 5 should be greater or equal to the number of classes = 10)"),
     Bad("mean/std of 3 channels on grey images", "data: {mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2]}\n",
         "data.mean/std have 3 channels; the images have 1"),
+    Bad("an image network on a table", "data: {name: synthetic}\nmodel: {name: vgg19, width: 0.125}\n",
+        "model: 'vgg19' cannot take the inputs of dataset 'synthetic' (samples of shape (28,), 2 classes): it is "
+        "an image network (it takes channels and an image size), and these samples are not images"),
     Bad("a CUDA device this machine lacks", "device: cuda:99\n",
         "device: 'cuda:99' asked, but CUDA is not available on this machine" if NO_CUDA else
         f"device: 'cuda:99' asked, but this machine has {torch.cuda.device_count()} CUDA device(s)"),

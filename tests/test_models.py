@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from hpnb import ConfigError, build_model, count_parameters
 from hpnb.init import initialise
+from hpnb.models import input_mismatch, model_context
 from hpnb.models.vgg import VGG19_CFG
 
 
@@ -113,3 +114,21 @@ def test_kaiming_on_plain_vgg19_keeps_the_signal():
     torch.manual_seed(0)
     model = initialise(build_model("vgg19", num_classes=50, width=0.25), "kaiming_normal", {})
     assert model(torch.randn(64, 3, 32, 32)).std() > 0.1
+
+
+@pytest.mark.parametrize("name", ["mlp", "ldlt_mlp"])
+def test_mlps_read_images_as_vectors(name):
+    """An MLP on 1×8×8 digits sees 64 features, the same network as on a table of 64 columns."""
+    model = build_model(name, **model_context((1, 8, 8), 10), width=16)
+    assert model(torch.randn(5, 1, 8, 8)).shape == (5, 10)
+    first = next(model.parameters())
+    assert first.shape[1] == 64
+    assert input_mismatch(name, {"width": 16}, (1, 8, 8), 10) is None
+    assert input_mismatch(name, {"width": 16}, (64,), 10) is None
+
+
+def test_a_model_that_cannot_take_the_inputs_is_named_before_training():
+    assert "image network" in input_mismatch("vgg19", {"width": 0.125}, (28,), 2)
+    assert "too small" in input_mismatch("vgg19", {"width": 0.125}, (1, 8, 8), 10)  # five poolings of 8 pixels
+    assert input_mismatch("vgg19", {"width": 0.125}, (3, 32, 32), 10) is None
+    assert input_mismatch("mnist_cnn", {}, (1, 12, 12), 10) is None

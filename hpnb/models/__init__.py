@@ -1,6 +1,10 @@
 """Model registry: ``build_model("vgg19", num_classes=50, batch_norm=False, width=0.25)``."""
 from __future__ import annotations
 
+import inspect
+import math
+
+import torch
 import torch.nn as nn
 
 from ..registry import Registry
@@ -16,6 +20,33 @@ def build_model(name: str, **options) -> nn.Module:
     """Build a registered model; context arguments (num_classes, in_channels, …) may be passed too."""
     context = {k: options.pop(k) for k in list(options) if k in MODEL_CONTEXT}
     return MODELS.build(name, options, **context)
+
+
+def model_context(input_shape: tuple, num_classes: int) -> dict:
+    """What a model takes from its data: the classes, the flattened input size (any input, so an MLP can read
+    images) and, for images (C, H, W), the channels and side."""
+    context = {"num_classes": num_classes, "in_features": math.prod(input_shape)}
+    if len(input_shape) == 3:
+        context.update(in_channels=input_shape[0], image_size=input_shape[1])
+    return context
+
+
+def input_mismatch(name: str, options: dict, input_shape: tuple, num_classes: int) -> str | None:
+    """Why model ``name`` cannot take inputs of ``input_shape`` (None when it can): one forward pass of two
+    samples on the meta device, so nothing is allocated or computed."""
+    takes = inspect.signature(MODELS.get(name)).parameters
+    if "in_channels" in takes and len(input_shape) != 3:
+        return (f"it is an image network (it takes channels and an image size), and these samples are not "
+                f"images")
+    with torch.device("meta"):
+        model = build_model(name, **options, **model_context(input_shape, num_classes))
+        try:
+            out = model(torch.empty(2, *input_shape))
+        except (RuntimeError, ValueError, IndexError) as err:
+            return str(err).splitlines()[0]
+    if tuple(out.shape) != (2, num_classes):
+        return f"it gives outputs of shape {tuple(out.shape)[1:]} for {num_classes} classes"
+    return None
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -64,6 +64,7 @@ class LDLTNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's activations (what the input–output CKA compares with the input)."""
+        x = x.flatten(1)  # images as vectors; tables unchanged
         for layer in self.hidden:
             x = F.relu(layer(x))
         return x
