@@ -316,10 +316,10 @@ def fit_members(cfgs: Sequence[RunConfig], resumes: Optional[Sequence[Optional[E
             row.update(seconds=train_seconds, samples_per_sec=n_seen / train_seconds)
             member.history.append(row)
         if bar is not None:
-            bar.update(1)
             if len(members) == 1 and members[0].history:
                 row = members[0].history[-1]
-                bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_acc") if k in row})
+                bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_acc") if k in row}, refresh=False)
+            bar.update(1)
         if not any(m.active for m in members):
             break
         if on_epoch is not None:

@@ -58,9 +58,9 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
 
     def count(outcome: Outcome) -> None:
         counts["failed" if outcome.error else "cached" if outcome.cached else "trained"] += 1
-        if bar is not None:
+        if bar is not None:  # refresh at tqdm's pace, not per run: a cached sweep would print a line per run in logs
+            bar.set_postfix(counts, refresh=False)
             bar.update(1)
-            bar.set_postfix(counts)
 
     outcomes = train_runs([cfg for _, cfg in points], as_store(store), progress, max_members, on_outcome=count)
     if bar is not None:
