@@ -9,7 +9,6 @@ ensemble; that is what lets the store keep each member as an ordinary run.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from .data import DataSplits, load_data
 from .init import initialise
 from .models import build_model, model_context
 from .optim import build_optimizer
+from .progress import progress_bar
 from .probes import activation_variance, input_output_cka, roc_auc
 from .registry import ConfigError
 from .schedules import PER_BATCH, build_schedule, set_lr
@@ -134,11 +134,7 @@ def evaluate(stack: ModelStack, batches: EvalBatches, amp: bool, binary: bool) -
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
-    if not enabled or os.environ.get("HPNB_PROGRESS", "1") == "0":
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="epoch", leave=False, dynamic_ncols=True)
+    return progress_bar(enabled, total=total, initial=initial, desc=desc, unit="epoch", leave=False)
 
 
 class Member:

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Callable, Optional
 from . import paths
 from .config import RunConfig
 from .registry import ConfigError
+from .progress import progress_bar
 from .runner import Outcome, as_store, train_runs
 from .store import RunStore
 from .studies import load as load_study
@@ -127,11 +127,9 @@ def execute(chapters: list[Chapter], store=None, progress: bool = True,
 
 
 def _with_bar(count: Callable[[Outcome], None], total: int, progress: bool) -> Callable[[Outcome], None]:
-    if not progress or os.environ.get("HPNB_PROGRESS", "1") == "0":
+    bar = progress_bar(progress, total=total, desc="runs", unit="run")
+    if bar is None:
         return count
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc="runs", unit="run", dynamic_ncols=True)
 
     def counted(outcome: Outcome) -> None:
         count(outcome)

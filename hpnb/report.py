@@ -88,8 +88,12 @@ def _short_error(err: Exception) -> str:
 
 
 # --------------------------------------------------------------------------- chapter pages
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
 def _fold_code(nb) -> None:
-    """Put each code cell's source, folded in a <details> block, before its outputs; drop stderr (progress).
+    """Put each code cell's source, folded in a <details> block, before its outputs; drop progress (stderr and
+    widgets).
 
     The fold travels as an HTML output rather than a raw cell, because nbconvert sanitises raw HTML cells.
     """
@@ -102,7 +106,8 @@ def _fold_code(nb) -> None:
         label = ("parameters (this profile)" if "injected-parameters" in tags
                  else "parameters (defaults)" if "parameters" in tags else "code")
         outputs = [o for o in cell.get("outputs", [])
-                   if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+                   if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+                   and WIDGET not in o.get("data", {})]  # progress widgets, when ipywidgets is installed
         if cell.source.strip():
             folded = f'<details class="code"><summary>{label}</summary><pre>{e(cell.source)}</pre></details>'
             outputs.insert(0, nbformat.v4.new_output("display_data", data={"text/html": folded}))

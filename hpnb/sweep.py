@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import itertools
-import os
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import pandas as pd
 
 from .config import RunConfig
 from .registry import ConfigError
+from .progress import progress_bar
 from .runner import DEFAULT, ConfigLike, Outcome, StoreLike, as_config, as_store, train_runs
 
 Grid = Union[Mapping[str, Sequence], Sequence[Mapping], None]
@@ -49,11 +49,7 @@ def sweep(base: ConfigLike, grid: Grid = None, seeds: Iterable[int] = (0,), stor
     reused and failed.
     """
     points = expand(as_config(base), grid, list(seeds))
-    bar = None
-    if progress and os.environ.get("HPNB_PROGRESS", "1") != "0":
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len({cfg.hash for _, cfg in points}), desc="sweep", unit="run", dynamic_ncols=True)
+    bar = progress_bar(progress, total=len({cfg.hash for _, cfg in points}), desc="sweep", unit="run")
     counts = {"trained": 0, "cached": 0, "failed": 0}
 
     def count(outcome: Outcome) -> None:

@@ -275,3 +275,24 @@ def test_pages_load_cleanly_in_headless_chromium(smoke_report):
         server.shutdown()
     assert not problems, problems
     assert (shots / "index.png").stat().st_size > 10_000
+
+
+def test_pages_keep_results_and_drop_progress_output():
+    """A cell's stderr (text progress bars) and tqdm's widgets (when ipywidgets is installed) never reach the
+    page; its printed and displayed results do, after the folded source."""
+    from hpnb.report import WIDGET, _fold_code
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("df = study.table()\ndf")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="sweep: 100%|##########| 8/8\n"),
+        nbformat.v4.new_output("display_data", data={WIDGET: {"model_id": "abc"}, "text/plain": "HBox(children=…)"}),
+        nbformat.v4.new_output("stream", name="stdout", text="8 runs\n"),
+        nbformat.v4.new_output("execute_result", data={"text/html": "<table></table>"}, execution_count=1),
+    ]
+    nb.cells = [cell]
+    _fold_code(nb)
+    kept = nb.cells[0].outputs
+    assert len(kept) == 3
+    assert kept[0]["data"]["text/html"].startswith('<details class="code"><summary>code</summary>')
+    assert kept[1]["text"] == "8 runs\n" and kept[2]["data"] == {"text/html": "<table></table>"}

@@ -33,3 +33,26 @@ def test_sweep_returns_tidy_rows_and_records_failures(store):
     assert set(df.attrs["configs"]) == set(df.hash)  # every run's whole config, for the tidy data
     again = sweep(tiny_dict(epochs=2), grid[:1], seeds=[0, 1], store=store)
     assert again.attrs["cached"] == 2
+
+
+def test_a_cached_sweep_shows_text_progress_without_widget_warnings(tmp_path, monkeypatch, capsys, recwarn):
+    """Without ipywidgets the bars are plain text (tqdm.auto would warn "IProgress not found" in a notebook), and
+    a sweep of cached runs does not print a line per run."""
+    import importlib.util
+
+    from hpnb.progress import progress_bar
+
+    base = tiny_dict(epochs=1)
+    grid = {"optimizer.lr": [0.01, 0.02, 0.03, 0.04, 0.05]}
+    sweep(base, grid, seeds=[0, 1], store=tmp_path, progress=False)
+    monkeypatch.setenv("HPNB_PROGRESS", "1")
+    df = sweep(base, grid, seeds=[0, 1], store=tmp_path, progress=True)
+    assert df.attrs["cached"] == 10
+    err = capsys.readouterr().err
+    assert err.count("sweep:") <= 3  # opening, maybe one refresh, closing: not one per run
+    assert "10/10" in err
+    if importlib.util.find_spec("ipywidgets") is None:
+        assert type(progress_bar(total=1)).__module__ == "tqdm.std"
+    assert not [w for w in recwarn if "IProgress" in str(w.message)]
+    monkeypatch.setenv("HPNB_PROGRESS", "0")
+    assert progress_bar(total=1) is None
