@@ -133,10 +133,6 @@ def evaluate(stack: ModelStack, batches: EvalBatches, amp: bool, binary: bool) -
     return results
 
 
-def _progress(total: int, initial: int, desc: str, enabled: bool):
-    return progress_bar(enabled, total=total, initial=initial, desc=desc, unit="epoch", leave=False)
-
-
 class Member:
     """One run's own state inside an ensemble: rate, schedule, strategy, generator, history, probes."""
 
@@ -268,7 +264,7 @@ def fit_members(cfgs: Sequence[RunConfig], resumes: Optional[Sequence[Optional[E
     active = torch.tensor([float(m.active) for m in members], device=device, dtype=torch.float64)
     generators = [m.generator for m in members]
     label = f"run {first.hash[:8]}" if len(cfgs) == 1 else f"ensemble of {len(cfgs)} runs"
-    bar = _progress(first.epochs, start - 1, label, progress)
+    bar = progress_bar(progress, total=first.epochs, initial=start - 1, desc=label, unit="epoch", leave=False)
     n_seen = train_batches.seen()
     for epoch in range(start, first.epochs + 1):
         stack.set_epoch(epoch)
