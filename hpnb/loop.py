@@ -73,11 +73,16 @@ class EpochState:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ConfigError for a CUDA device this machine lacks."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device: {name!r} asked, but CUDA is not available on this machine")
-    return torch.device(name)
+        raise ConfigError(f"device: {name!r} asked, but CUDA is not available on this machine")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r} asked, but this machine has {torch.cuda.device_count()} CUDA "
+                          f"device(s)")
+    return device
 
 
 def build(cfg: RunConfig, data: DataSplits, device: torch.device) -> nn.Module:

@@ -118,7 +118,8 @@ def execute(chapters: list[Chapter], store=None, progress: bool = True,
                 ch.trained += 1
 
         train_runs(configs, run_store, progress=progress, on_outcome=_with_bar(count, len(configs), progress))
-    plans, _ = pending(chapters, run_store)
+    else:  # every round used and still work left: plan once more for the final counts
+        plans, _ = pending(chapters, run_store)
     for ch in chapters:
         ch.cached = len(plans[ch.name].configs()) - ch.trained - ch.failed
         if plans[ch.name].waiting:  # a sweep whose inputs never finished (their runs failed)

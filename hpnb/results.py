@@ -20,6 +20,7 @@ from .claims import Measure, Verdict
 from .exhibits import Figure, Html, Table, render_png, slug
 from .scorecard import LEGEND, tally_html, verdict_table
 from .stats import mean_std
+from .store import atomic_write
 
 
 class ChapterResults:
@@ -112,9 +113,7 @@ class ChapterResults:
                    "references": self.references, "claims": self.verdicts, "runs": dict(self.runs),
                    "tidy_data": csv.name, "seconds": time.time() - self.started}
         path = self.directory / f"{self.chapter}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=1, default=_json_default, allow_nan=False))
-        tmp.replace(path)
+        atomic_write(path, json.dumps(payload, indent=1, default=_json_default, allow_nan=False).encode())
         return path
 
 

@@ -66,16 +66,7 @@ def prepare_data(cfg: RunConfig) -> DataSplits:
     """The run's data on its device: raises ConfigError for a device this machine lacks or a model that cannot
     take the data's inputs, and DataError for data that is missing or fails its checks (all before anything is
     written)."""
-    import torch
-
-    try:
-        device = resolve_device(cfg.device)
-    except RuntimeError as err:
-        raise ConfigError(str(err)) from None
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device: {cfg.device!r} asked, but this machine has {torch.cuda.device_count()} CUDA "
-                          f"device(s)")
-    data = load_data(cfg.data, device)
+    data = load_data(cfg.data, resolve_device(cfg.device))
     problem = input_mismatch(cfg.model.name, cfg.model.options, data.input_shape, data.num_classes)
     if problem is not None:
         raise ConfigError(f"model: {cfg.model.name!r} cannot take the inputs of dataset {cfg.data.name!r} "

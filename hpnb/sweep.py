@@ -14,6 +14,11 @@ from .runner import DEFAULT, ConfigLike, Outcome, StoreLike, as_config, as_store
 Grid = Union[Mapping[str, Sequence], Sequence[Mapping], None]
 
 
+def config_changes(point: dict) -> dict:
+    """A grid point's config keys: those starting with ``label`` only name the point."""
+    return {k: v for k, v in point.items() if not k.startswith("label")}
+
+
 def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> list[tuple[dict, RunConfig]]:
     """All (labels, config) points: a dict grid is a Cartesian product over dotted keys; a list of dicts
     gives one point per dict. Keys starting with ``label`` (``label``, ``label_depth`` …) only name the point;
@@ -29,9 +34,8 @@ def expand(base: RunConfig, grid: Grid = None, seeds: Iterable[int] = (0,)) -> l
     for point in points:
         for seed in seeds:
             labels = {**point, "seed": seed}
-            changes = {k: v for k, v in labels.items() if not k.startswith("label")}
             try:
-                cfg = base.replace(**changes)
+                cfg = base.replace(**config_changes(labels))
             except ConfigError as err:
                 raise ConfigError(f"sweep point {point}: {err}") from None
             out.append((labels, cfg))

@@ -16,7 +16,7 @@ from ..runner import DEFAULT
 from ..schema import DISTINCT, NON_EMPTY, Rule, build
 from ..stats import final_rows, fmt_mean_std, mean_std
 from ..store import RunStore
-from ..sweep import collect, expand, sweep
+from ..sweep import collect, config_changes, expand, sweep
 
 Seeds = Annotated[tuple[int, ...], NON_EMPTY, DISTINCT, Rule(lambda v: all(s >= 0 for s in v), "integers >= 0")]
 
@@ -80,6 +80,10 @@ class Sweep:
 
     def labels(self) -> list[str]:
         return [p["label"] for p in self.grid]
+
+    def point_config(self, point: dict) -> RunConfig:
+        """One grid point's config (before seeds), built as the sweep builds it."""
+        return self.base.replace(**config_changes(point))
 
 
 @dataclass
@@ -191,10 +195,17 @@ def training_text(cfg: RunConfig) -> str:
             f"({options_text(cfg.optimizer.options)}), batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 
+def augmentation_text(data) -> str:
+    """The training batches' augmentation as prose (a DataConfig's crop and flip)."""
+    if not data.augment:
+        return "none"
+    return f"random crop with {data.crop_padding}-pixel zero padding" + (" + horizontal flip" if data.flip else "")
+
+
 def assumptions_frame(rows: Sequence[tuple[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["assumption", "value in this run"]).set_index("assumption")
 
 
 __all__ = ["StudyParams", "Seeds", "Sweep", "StudyPlan", "run_config", "settings_only", "final_rows", "finals",
            "setting_measure", "failure_note", "data_statement", "ReferenceTable", "assumptions_frame", "options_text",
-           "training_text"]
+           "training_text", "augmentation_text"]

@@ -20,8 +20,8 @@ from ..exhibits import Section, Text
 from ..registry import ConfigError
 from ..results import ChapterResults
 from ..sweep import probe_table
-from .base import (ReferenceTable, Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, final_rows, finals,
-                   options_text, run_config, setting_measure, settings_only, training_text)
+from .base import (ReferenceTable, Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, augmentation_text,
+                   final_rows, finals, options_text, run_config, setting_measure, settings_only, training_text)
 
 NAME = "01_init_and_schedules"
 TITLE = "Chapter 1: Initialisation on VGG-19 and learning-rate schedules on ResNet-34"
@@ -122,8 +122,7 @@ def classes(p: Params) -> int:
 def assumptions(p: Params) -> pd.DataFrame:
     """Every value STUDIES.md marks [chosen], as this run set it."""
     d, v, r = p.vgg_config.data, p.vgg_config, p.resnet_config
-    augmentation = (f"random crop with {d.crop_padding}-pixel zero padding" + (" + horizontal flip" if d.flip else "")
-                    if d.augment else "none")
+    augmentation = augmentation_text(d)
     return assumptions_frame([
         ("Dataset", d.name + (f", first {d.num_classes} classes" if d.num_classes else "")),
         ("Validation split", f"stratified hold-out of {d.val_size:g} of the training split (seed {d.split_seed}); "
@@ -291,21 +290,18 @@ def schedule_curves(p: Params) -> pd.DataFrame:
     (CyclicLR moves every batch, so a per-epoch record would alias it)."""
     import torch
 
-    from ..schedules import PER_BATCH, build_schedule
+    from ..loop import Member
     from ..timing import split_sizes
 
     cfg = p.resnet_config
     steps = -(-split_sizes(cfg.data).train // cfg.batch_size)
     rows = []
     for name in SCHEDULERS:
-        run = cfg.replace(schedule=p.schedulers[name])
-        rate = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=run.optimizer.options["lr"])
-        schedule = build_schedule(rate, run.schedule.name, run.schedule.options, run.epochs, steps)
-        for step in range(run.epochs * steps):
-            rows.append({"label": name, "epoch": step / steps, "lr": rate.param_groups[0]["lr"]})
-            if run.schedule.name in PER_BATCH or (step + 1) % steps == 0:
-                rate.step()
-                schedule.step()
+        member = Member(cfg.replace(schedule=p.schedulers[name]), steps, torch.device("cpu"))  # as training steps it
+        for epoch in range(cfg.epochs):
+            rows += [{"label": name, "epoch": (epoch * steps + i) / steps, "lr": lr}
+                     for i, lr in enumerate(member.epoch_rates(steps))]
+            member.end_epoch(None)
     return pd.DataFrame(rows)
 
 

@@ -20,7 +20,7 @@ from ..exhibits import Section, Text
 from ..registry import ConfigError
 from ..results import ChapterResults
 from ..schema import ALL_POSITIVE, DISTINCT, NON_EMPTY, Rule, at_least
-from ..sweep import probe_table
+from ..sweep import config_changes, probe_table
 from .base import Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, final_rows, options_text, run_config
 
 NAME = "04_ldlt_lipschitz_init"
@@ -80,7 +80,7 @@ class Params(StudyParams):
     def check(self) -> None:
         for point in self.grid:  # every optimizer spec and depth validated now
             try:
-                self.base.replace(**{k: v for k, v in point.items() if not k.startswith("label")})
+                self.base.replace(**config_changes(point))
             except ConfigError as err:
                 raise ConfigError(f"optimizers.{point['label_optimizer']}: {err}") from None
 

@@ -117,7 +117,7 @@ class Params(StudyParams):
             for sweep in (self.sweep(dataset, True), self.sweep(dataset, False)):
                 for point in sweep.grid:  # every setting validated before any run
                     try:
-                        sweep.base.replace(**{k: v for k, v in point.items() if k != "label"})
+                        sweep.point_config(point)
                     except ConfigError as err:
                         raise ConfigError(f"{dataset} setting {point['label']}: {err}") from None
 
@@ -181,7 +181,7 @@ def configuration(p: Params) -> pd.DataFrame:
     for dataset in DATASETS:
         sweep = p.sweep(dataset)
         for point in sweep.grid:
-            cfg = sweep.base.replace(**{k: v for k, v in point.items() if k != "label"})
+            cfg = sweep.point_config(point)
             s = cfg.strategy
             rows.append({"dataset": DATASET_NAMES[dataset], "setting": point["label"],
                          "optimizer": cfg.optimizer.name, "initial rate": cfg.optimizer.options["lr"],

@@ -26,8 +26,8 @@ from ..registry import ConfigError
 from ..results import ChapterResults
 from ..schema import ALL_NON_NEGATIVE, ALL_POSITIVE, DISTINCT, NON_EMPTY, Rule, at_least
 from ..sweep import probe_table
-from .base import (ReferenceTable, Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, final_rows, finals,
-                   run_config, setting_measure)
+from .base import (ReferenceTable, Seeds, StudyParams, StudyPlan, Sweep, assumptions_frame, augmentation_text,
+                   final_rows, finals, run_config, setting_measure)
 
 NAME = "02_mobilenet_cifar100"
 TITLE = "Chapter 2: MobileNet on CIFAR-100 — learning rate, schedule, weight decay and activation"
@@ -183,8 +183,7 @@ def assumptions(p: Params) -> pd.DataFrame:
     d = p.base.data
     split = (f"stratified hold-out of {d.val_size:g} of the training split (seed {d.split_seed})"
              if d.validation == "holdout" else d.validation)
-    augmentation = (f"random crop with {d.crop_padding}-pixel zero padding" + (" + horizontal flip" if d.flip else "")
-                    if d.augment else "none")
+    augmentation = augmentation_text(d)
     return assumptions_frame([
         ("Dataset", d.name), ("Split", split), ("Augmentation (training batches)", augmentation),
         ("Width multiplier", f"{p.base.model.options['width']:g}"),
