@@ -52,6 +52,15 @@ def test_project_with_a_bad_profile_exits_2_before_timing_anything(tmp_path):
     assert out.stdout == ""  # nothing was timed
 
 
+def test_project_on_a_cuda_device_this_machine_lacks_exits_2_before_timing_anything():
+    import torch
+
+    asked = f"cuda:{torch.cuda.device_count()}"  # one past the last device, on any machine
+    out = hpnb("project", "--profile", "smoke", "--device", asked, cwd=REPO)
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: device: '{asked}' asked, but "), out.stderr
+
+
 def test_missing_data_names_the_config_file_and_writes_nothing(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"name": "mnist", "root": str(tmp_path / "none")}}))
     out = hpnb("train", "c.yaml", "--store", "runs", cwd=tmp_path)
