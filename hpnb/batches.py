@@ -111,6 +111,13 @@ class TrainBatches:
             yield x, y
 
 
+def member_eval_batch(eval_batch_size: int, members: int) -> int:
+    """Samples per evaluation batch when ``members`` networks evaluate each one: ``eval_batch_size`` counts the
+    samples of one pass over all members, so an ensemble's activations stay the size of a solo run's (on a
+    2-core CPU, 12 VGG-19s evaluating 1,024 samples each ran 2-4x slower per sample than 85 each)."""
+    return max(1, -(-eval_batch_size // members))
+
+
 class EvalBatches:
     """A split in order, normalised, in batches of ``batch_size`` (the same batches for every run)."""
 
@@ -134,4 +141,4 @@ class EvalBatches:
         return normalise(self.data.x[:n], self.mean, self.std)
 
 
-__all__ = ["TrainBatches", "EvalBatches", "EpochDraws", "normalise", "random_crop", "random_flip"]
+__all__ = ["TrainBatches", "EvalBatches", "member_eval_batch", "EpochDraws", "normalise", "random_crop", "random_flip"]

@@ -113,7 +113,7 @@ class RunConfig:
     epochs: int = 1
     batch_size: int = 128
     drop_last: bool = False
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 1024  # samples per evaluation pass, shared by an ensemble's members
     test_every_epoch: bool = True  # False: test metrics only after the last epoch
     seed: int = 0
     probes: ProbeConfig = field(default_factory=ProbeConfig)

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .batches import EvalBatches, TrainBatches
+from .batches import EvalBatches, TrainBatches, member_eval_batch
 from .config import RunConfig
 from .data import DataSplits, load_data
 from .init import initialise
@@ -235,7 +235,8 @@ def fit_members(cfgs: Sequence[RunConfig], resumes: Optional[Sequence[Optional[E
     members = [Member(cfg, steps, device) for cfg in cfgs]
     channels_last = uses_channels_last(first, data, device)
     splits = {"val": data.val, "test": None if data.test is data.val else data.test}
-    eval_batches = {name: EvalBatches(split, first.eval_batch_size, data.mean, data.std, channels_last)
+    eval_size = member_eval_batch(first.eval_batch_size, len(cfgs))
+    eval_batches = {name: EvalBatches(split, eval_size, data.mean, data.std, channels_last)
                     for name, split in splits.items() if split is not None}
     binary = data.num_classes == 2 or first.probes.roc_auc
     probe_x = cka_x = None

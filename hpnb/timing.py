@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from .batches import EvalBatches
+from .batches import EvalBatches, member_eval_batch
 from .config import DataConfig, RunConfig
 from .data import STATS, DataSplits, TensorSet, load_data
 from .stack import ModelStack
@@ -109,7 +109,7 @@ def measure(cfgs: Sequence[RunConfig], steps: int, evaluated: int | None = None)
     eval_per_sample = 0.0
     if evaluated:
         stack = ModelStack([build(cfg, data, device) for cfg in cfgs])
-        batches = EvalBatches(data.val, cfgs[0].eval_batch_size, data.mean, data.std,
+        batches = EvalBatches(data.val, member_eval_batch(cfgs[0].eval_batch_size, len(cfgs)), data.mean, data.std,
                               uses_channels_last(cfgs[0], data, device))
         binary = sizes.classes == 2 or cfgs[0].probes.roc_auc
         evaluate(stack, batches, cfgs[0].amp, binary)

@@ -187,3 +187,26 @@ def test_a_compiled_ensemble_step_trains_like_the_eager_one():
                            progress=False)
     for a, b in zip(eager, compiled):
         same_history(a.history, b.history, rtol=1e-5, atol=1e-6)
+
+
+def test_an_ensemble_shares_one_evaluation_batch_between_its_members(monkeypatch):
+    """eval_batch_size counts the samples of one pass over all members: 4 members evaluating batches of 100
+    see 25 samples each per pass, and still report what each run reports alone."""
+    from hpnb import batches, loop
+
+    assert [batches.member_eval_batch(1024, k) for k in (1, 12, 26, 2048)] == [1024, 86, 40, 1]
+    seen = []
+
+    class Recording(batches.EvalBatches):
+        def __iter__(self):
+            for x, y in super().__iter__():
+                seen.append(len(x))
+                yield x, y
+
+    monkeypatch.setattr(loop, "EvalBatches", Recording)
+    cfgs = [tiny_dict(epochs=1, seed=s, eval_batch_size=100) for s in range(4)]
+    solo, together = solo_and_together(cfgs)
+    for a, b in zip(solo, together):
+        same_history(a.history, b.history)
+    assert max(seen) == 100 and 25 in seen  # solo passes of 100, ensemble passes of 4 × 25
+    assert max(seen[-8:]) == 25
