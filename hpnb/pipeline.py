@@ -93,14 +93,26 @@ def pending(chapters: list[Chapter], store: RunStore) -> tuple[dict[str, StudyPl
 
 
 def execute(chapters: list[Chapter], store=None, progress: bool = True,
-            log: Callable[[str], None] = print) -> list[Chapter]:
+            log: Callable[[str], None] = print, on_ready: Optional[Callable[[Chapter], None]] = None) -> list[Chapter]:
     """Train every planned run the store lacks, in rounds, on this machine; each chapter gets its counts
-    (trained, reused, failed) and, if some of its sweeps could never be planned, why."""
+    (trained, reused, failed) and, if some of its sweeps could never be planned, why. ``on_ready(chapter)`` is
+    called once per chapter as soon as everything it plans is in the store (or failed), while the others
+    still train, so its notebook can run meanwhile; a chapter still waiting at the end is not reported."""
     run_store = as_store(store if store is not None else "default")
-    start, failed = time.time(), set()
+    start, failed, reported = time.time(), set(), set()
+
+    def ready(ch: Chapter) -> None:
+        if on_ready is not None and ch.name not in reported:
+            reported.add(ch.name)
+            on_ready(ch)
+
     for round_number in range(1, 100):
         plans, todo = pending(chapters, run_store)
         configs = [cfg for cfgs in todo.values() for cfg in cfgs if cfg.hash not in failed]
+        left = {ch.name: sum(cfg.hash not in failed for cfg in todo[ch.name]) for ch in chapters}
+        for ch in chapters:
+            if not left[ch.name] and not plans[ch.name].waiting:
+                ready(ch)
         if not configs:
             break
         total = sum(len(p.configs()) for p in plans.values())
@@ -116,6 +128,9 @@ def execute(chapters: list[Chapter], store=None, progress: bool = True,
                 log(f"    failed: {ch.name} run {outcome.config.hash}: {outcome.error}")
             elif not outcome.cached:
                 ch.trained += 1
+            left[ch.name] -= 1
+            if not left[ch.name] and not plans[ch.name].waiting:  # nothing more to plan for it either
+                ready(ch)
 
         train_runs(configs, run_store, progress=progress, on_outcome=_with_bar(count, len(configs), progress))
     else:  # every round used and still work left: plan once more for the final counts

@@ -15,7 +15,9 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -61,7 +63,8 @@ def page(title: str, body: str, nav: str = "") -> str:
 
 # --------------------------------------------------------------------------- running a notebook
 def run_notebook(chapter: Chapter, profile: str, out_dir: Path) -> None:
-    """Execute the chapter's notebook with its parameter file (papermill); a failure is recorded, not raised."""
+    """Execute the chapter's notebook with its parameter file (papermill); a failure is recorded, not raised.
+    Safe to call from several threads: the kernel starts in the notebook's folder without a process-wide chdir."""
     import papermill
 
     parameters = {**(yaml.safe_load(chapter.params_file.read_text()) or {}), "profile": profile}
@@ -70,8 +73,9 @@ def run_notebook(chapter: Chapter, profile: str, out_dir: Path) -> None:
     start = time.time()
     try:
         papermill.execute_notebook(str(chapter.notebook), str(target), parameters=parameters,
-                                   kernel_name="python3", cwd=str(chapter.notebook.parent), progress_bar=True,
-                                   log_output=os.environ.get("HPNB_LOG_OUTPUT", "1") == "1")
+                                   kernel_name="python3", progress_bar=False,
+                                   resources={"metadata": {"path": str(chapter.notebook.parent)}},
+                                   log_output=os.environ.get("HPNB_LOG_OUTPUT", "0") == "1")
         chapter.status = "ok"
     except Exception as err:  # a failed chapter is reported, and the others still run
         chapter.status = "failed"
@@ -283,25 +287,54 @@ def build_report(profile: str = "quick", only: Optional[list[str]] = None, root:
     name, chapters = pipeline.plan(profile, only, root)
     out_dir = paths.outputs_dir() / name
     start = time.time()
-    if train:
-        pipeline.execute(chapters)
-    trained_at = time.time()
-    for i, ch in enumerate(chapters, 1):
-        elapsed = time.time() - start
-        print(f"[{i}/{len(chapters)}] {ch.name} ({name} profile; {elapsed / 60:.1f} min elapsed)", flush=True)
+    number = {ch.name: i for i, ch in enumerate(chapters, 1)}
+    html_export = threading.Lock()  # nbconvert's exporter is not known to be thread-safe; it takes a second
+
+    def render_chapter(ch: Chapter) -> None:
+        print(f"[{number[ch.name]}/{len(chapters)}] {ch.name} ({name} profile; "
+              f"{(time.time() - start) / 60:.1f} min elapsed)", flush=True)
         run_notebook(ch, name, out_dir)
-        executed = out_dir / "notebooks" / f"{ch.name}.ipynb"
-        render(ch, executed, out_dir / "html" / f"{ch.name}.html", name, root)
+        with html_export:
+            render(ch, out_dir / "notebooks" / f"{ch.name}.ipynb", out_dir / "html" / f"{ch.name}.html", name, root)
+        print(f"    {ch.name}: {ch.status} in {ch.seconds:.0f} s" + (f"; {ch.error}" if ch.error else ""), flush=True)
+
+    # A chapter's notebook runs as soon as its runs are in the store, while the executor trains the others:
+    # the notebooks need a CPU core, the training mostly the rest of the machine (or the GPU).
+    with ThreadPoolExecutor(render_workers(), thread_name_prefix="render") as pool:
+        rendering = {}
+
+        def submit(ch: Chapter) -> None:
+            rendering[ch.name] = pool.submit(render_chapter, ch)
+
+        if train:
+            pipeline.execute(chapters, on_ready=submit)
+        trained_at = time.time()
+        for ch in chapters:
+            if ch.name not in rendering:
+                submit(ch)
+        for future in rendering.values():
+            future.result()
+    for ch in chapters:
         notebook_runs = ch.results.get("runs", {})
-        if notebook_runs.get("trained"):  # trained inside the notebook: render ran before execute finished
+        if notebook_runs.get("trained"):  # trained inside the notebook (--no-train, or a run added since the plan)
             ch.trained += notebook_runs["trained"]
             ch.cached = max(0, ch.cached - notebook_runs["trained"])
-        print(f"    {ch.status} in {ch.seconds:.0f} s" + (f"; {ch.error}" if ch.error else ""), flush=True)
     env, flags = environment(name, root)
     seconds = {"execute": trained_at - start, "render": time.time() - trained_at}
     index = write_index(out_dir, name, chapters, env, flags, seconds)
     print(f"report: {index}")
     return index, chapters
+
+
+def render_workers() -> int:
+    """How many notebooks run at once: one per two cores (a kernel keeps one core busy, and the executor or the
+    other notebooks the rest), at most four; $HPNB_RENDER_WORKERS overrides."""
+    configured = os.environ.get("HPNB_RENDER_WORKERS", "")
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ConfigError(f"HPNB_RENDER_WORKERS: got {configured!r}, expected an integer >= 1")
+        return int(configured)
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def add_report_parser(sub) -> None:

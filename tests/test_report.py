@@ -106,6 +106,30 @@ def test_execute_trains_every_planned_run_once_and_render_trains_none(smoke_repo
     assert sum(ch.trained for ch in chapters) == len(stored)  # shared runs count once, where first planned
 
 
+def test_a_chapter_is_handed_to_render_once_its_runs_are_in_while_others_train(tmp_path):
+    """Chapter 4 plans everything up front; chapter 2's later sweeps wait for its learning-rate sweep (round 2).
+    Chapter 4 must be handed over after its last run and before chapter 2's round-2 runs exist; chapter 2
+    only when all of its runs are in; each exactly once."""
+    from hpnb.pipeline import execute
+
+    store = RunStore(tmp_path / "runs")
+    _, chapters = plan("smoke", ["02", "04"])
+    handed = []
+
+    def on_ready(ch):
+        handed.append((ch.name, set(store.list_runs().hash) if len(store.list_runs()) else set()))
+
+    execute(chapters, store, progress=False, log=lambda _: None, on_ready=on_ready)
+    assert [name for name, _ in handed] == [ch.name for ch in reversed(chapters)]  # 04, then 02
+    planned = {ch.name: {cfg.hash for cfg in ch.plan(store).configs()} for ch in chapters}
+    (ch4, in_store_then), (ch2, in_store_at_end) = handed
+    assert planned[ch4] <= in_store_then and not planned[ch2] <= in_store_then  # chapter 2 was still training
+    assert planned[ch2] <= in_store_at_end
+    handed.clear()
+    execute(chapters, store, progress=False, log=lambda _: None, on_ready=on_ready)  # all cached: both at once
+    assert sorted(name for name, _ in handed) == sorted(planned)
+
+
 def test_index_tally_equals_the_claims_table(smoke_report):
     out, index, chapters = smoke_report
     page = index.read_text()
