@@ -261,8 +261,9 @@ def write_index(out_dir: Path, profile: str, chapters: list[Chapter], env: dict,
     flag_html = "".join(f'<p class="flag">⚠ {e(f)}</p>' for f in flags)
     total = sum(seconds.values())
     body = [f"<h1>hpnb report — {e(profile)} profile</h1>",
-            f"<p>{len(chapters)} chapters in {total / 60:.1f} minutes: training {seconds['execute'] / 60:.1f}, "
-            f"the notebooks and pages {seconds['render'] / 60:.1f}. Every number below is computed from this "
+            f"<p>{len(chapters)} chapters in {total / 60:.1f} minutes: training {seconds['execute'] / 60:.1f}, and "
+            f"{seconds['render'] / 60:.1f} more for the notebooks and pages (each chapter's notebook starts as soon "
+            f"as its runs are in, beside the training). Every number below is computed from this "
             f"profile's runs; the write-ups' numbers are labelled as such. The quick profile shrinks each study to "
             f"CPU scale on stand-in data, so its values are not expected to match the write-ups.</p>",
             flag_html, "<h2>Chapters</h2>", chapters_html,
@@ -298,9 +299,9 @@ def build_report(profile: str = "quick", only: Optional[list[str]] = None, root:
             render(ch, out_dir / "notebooks" / f"{ch.name}.ipynb", out_dir / "html" / f"{ch.name}.html", name, root)
         print(f"    {ch.name}: {ch.status} in {ch.seconds:.0f} s" + (f"; {ch.error}" if ch.error else ""), flush=True)
 
-    # A chapter's notebook runs as soon as its runs are in the store, while the executor trains the others:
-    # the notebooks need a CPU core, the training mostly the rest of the machine (or the GPU).
-    with ThreadPoolExecutor(render_workers(), thread_name_prefix="render") as pool:
+    # A chapter's notebook runs as soon as its runs are in the store, while the executor trains the others, at a
+    # lower CPU priority so that it fills the cores the training leaves idle rather than slowing it down.
+    with ThreadPoolExecutor(render_workers(), thread_name_prefix="render", initializer=yield_cpu) as pool:
         rendering = {}
 
         def submit(ch: Chapter) -> None:
@@ -324,6 +325,17 @@ def build_report(profile: str = "quick", only: Optional[list[str]] = None, root:
     index = write_index(out_dir, name, chapters, env, flags, seconds)
     print(f"report: {index}")
     return index, chapters
+
+
+def yield_cpu() -> None:
+    """Run this thread, and the processes it starts (a notebook's kernel inherits it), only on CPU time the
+    training leaves idle (Linux's SCHED_IDLE), so a notebook beside an ensemble never stalls its threads.
+    Elsewhere a thread's priority cannot be set apart from its process's, and rendering simply shares the CPU."""
+    if sys.platform.startswith("linux") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+        except OSError:  # not permitted here: render at normal priority
+            pass
 
 
 def render_workers() -> int:

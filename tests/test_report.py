@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 from functools import partial
 from html.parser import HTMLParser
@@ -320,3 +321,26 @@ def test_pages_keep_results_and_drop_progress_output():
     assert len(kept) == 3
     assert kept[0]["data"]["text/html"].startswith('<details class="code"><summary>code</summary>')
     assert kept[1]["text"] == "8 runs\n" and kept[2]["data"] == {"text/html": "<table></table>"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread scheduling is Linux's")
+def test_notebook_kernels_run_only_on_cpu_time_the_training_leaves_idle():
+    """The render threads drop to SCHED_IDLE, and a process they start (a notebook's kernel) inherits it; the
+    thread that trains keeps its normal policy."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hpnb.report import yield_cpu
+
+    def start_child():
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+        try:
+            return os.sched_getscheduler(threading.get_native_id()), os.sched_getscheduler(child.pid)
+        finally:
+            child.kill()
+            child.wait()
+
+    with ThreadPoolExecutor(1, initializer=yield_cpu) as pool:
+        thread_policy, child_policy = pool.submit(start_child).result()
+    assert thread_policy == child_policy == os.SCHED_IDLE
+    assert os.sched_getscheduler(threading.get_native_id()) == os.SCHED_OTHER
