@@ -23,7 +23,7 @@ from .batches import EvalBatches, TrainBatches, member_eval_batch
 from .config import RunConfig
 from .data import DataSplits, load_data
 from .init import initialise
-from .models import build_model, model_context
+from .models import CHANNELS_LAST_ON_CPU, build_model, model_context
 from .optim import build_optimizer
 from .progress import progress_bar
 from .probes import activation_variance, input_output_cka, roc_auc
@@ -97,7 +97,9 @@ def build(cfg: RunConfig, data: DataSplits, device: torch.device) -> nn.Module:
 
 
 def uses_channels_last(cfg: RunConfig, data: DataSplits, device: torch.device) -> bool:
-    return device.type == "cuda" and cfg.channels_last and data.is_image
+    if not (cfg.channels_last and data.is_image):
+        return False
+    return device.type == "cuda" or (device.type == "cpu" and cfg.model.name in CHANNELS_LAST_ON_CPU)
 
 
 def uses_graphs(cfg: RunConfig, device: torch.device) -> bool:
