@@ -101,18 +101,19 @@ def execute(chapters: list[Chapter], store=None, progress: bool = True,
     run_store = as_store(store if store is not None else "default")
     start, failed, reported = time.time(), set(), set()
 
-    def ready(ch: Chapter) -> None:
-        if on_ready is not None and ch.name not in reported:
-            reported.add(ch.name)
-            on_ready(ch)
+    def hand_over_if_ready(ch: Chapter) -> None:
+        """Nothing left to train this round and no sweep waiting to be planned: the chapter is complete."""
+        if on_ready is None or ch.name in reported or left[ch.name] or plans[ch.name].waiting:
+            return
+        reported.add(ch.name)
+        on_ready(ch)
 
     for round_number in range(1, 100):
         plans, todo = pending(chapters, run_store)
         configs = [cfg for cfgs in todo.values() for cfg in cfgs if cfg.hash not in failed]
         left = {ch.name: sum(cfg.hash not in failed for cfg in todo[ch.name]) for ch in chapters}
         for ch in chapters:
-            if not left[ch.name] and not plans[ch.name].waiting:
-                ready(ch)
+            hand_over_if_ready(ch)
         if not configs:
             break
         total = sum(len(p.configs()) for p in plans.values())
@@ -129,8 +130,7 @@ def execute(chapters: list[Chapter], store=None, progress: bool = True,
             elif not outcome.cached:
                 ch.trained += 1
             left[ch.name] -= 1
-            if not left[ch.name] and not plans[ch.name].waiting:  # nothing more to plan for it either
-                ready(ch)
+            hand_over_if_ready(ch)
 
         train_runs(configs, run_store, progress=progress, on_outcome=_with_bar(count, len(configs), progress))
     else:  # every round used and still work left: plan once more for the final counts
