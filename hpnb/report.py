@@ -217,7 +217,8 @@ def environment(profile: str, root: Optional[Path] = None) -> tuple[dict, list[s
         flags.append(f"code version: {commit}")
     env = {"profile": profile, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "commit": commit, "device": device,
            "python": platform.python_version(), **installed, "numpy": numpy.__version__,
-           "pandas": pandas.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
+           "pandas": pandas.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+           "CPU kernels": torch.backends.cpu.get_cpu_capability()}
     return env, flags
 
 
