@@ -1,8 +1,4 @@
 """hpnb: reproducing published hyperparameter studies of deep-network training as notebooks."""
-from .cpu_kernels import prefer_avx2_kernels
-
-prefer_avx2_kernels()  # before any torch kernel runs: torch reads the choice once
-
 from .config import DataConfig, ProbeConfig, RunConfig, Spec
 from .data import DataError, load_data
 from .models import build_model, count_parameters

@@ -1,9 +1,12 @@
 #!/usr/bin/env python
-"""torch's AVX2 against its AVX-512 CPU kernels, on the quick profile's ensembles (see hpnb/cpu_kernels.py).
+"""torch's AVX2 against its AVX-512 CPU kernels, on the quick profile's ensembles.
 
-torch fixes its kernel set once per process, so each set runs in its own child process, alternated
-(A B A B ...) so that drift of the machine's speed falls on both; the table gives each ensemble's median
-training step and evaluation cost per sample. Usage: python scripts/bench_cpu_kernels.py [--rounds 2]
+Which set is faster depends on the machine: on one 2-core EPYC VM the AVX2 kernels ran the chapter-3 CIFAR
+network's ensemble step 1.56x faster (its ELU), on another of the same name they were no faster; so hpnb leaves
+torch's choice alone and this script tells a user whether ``ATEN_CPU_CAPABILITY=avx2`` pays on theirs. torch
+fixes its kernel set once per process, so each set runs in its own child process, alternated (A B A B ...) so
+that drift of the machine's speed falls on both; the table gives each ensemble's median training step and
+evaluation cost per sample. Usage: python scripts/bench_cpu_kernels.py [--rounds 2]
 [--steps 6]."""
 from __future__ import annotations
 
@@ -16,6 +19,18 @@ import subprocess
 import sys
 
 SETS = ("avx512", "avx2")
+# The instruction sets torch's AVX-512 and AVX2 kernels use.
+NEEDED = frozenset({"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"})
+
+
+def cpu_flags() -> frozenset[str]:
+    """The first CPU's instruction-set flags in /proc/cpuinfo; empty where it cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as lines:
+            return next((frozenset(line.partition(":")[2].split()) for line in lines if line.startswith("flags")),
+                        frozenset())
+    except OSError:
+        return frozenset()
 
 
 def child(steps: int) -> None:
@@ -46,8 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args.steps)
-    from hpnb.cpu_kernels import AVX2, AVX512, cpu_flags
-    if not (AVX512 | AVX2) <= cpu_flags():  # torch would crash, not fall back, on kernels the CPU lacks
+    if not NEEDED <= cpu_flags():  # torch would crash, not fall back, on kernels the CPU lacks
         sys.exit("this CPU lacks AVX-512 or AVX2 (per /proc/cpuinfo): there is nothing to compare")
     results: dict = {}
     for round_ in range(args.rounds):

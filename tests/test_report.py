@@ -147,6 +147,12 @@ def test_index_tally_equals_the_claims_table(smoke_report):
     assert all(f'href="html/{ch.name}.html#claim-' in page for ch in chapters)
 
 
+def test_index_names_the_cpu_kernels_that_ran(smoke_report):
+    import torch  # the report ran in this process: its kernels are this process's
+    page = smoke_report[1].read_text()
+    assert f"<td>CPU kernels</td><td>{torch.backends.cpu.get_cpu_capability()}</td>" in page
+
+
 def test_rerun_reuses_cached_runs(smoke_report):
     _, chapters = build_report("smoke", ["04"])
     assert chapters[0].trained == 0 and chapters[0].cached > 0
