@@ -7,7 +7,8 @@ eagerly on any device and is replayed from a graph on CUDA (``hpnb.graphs``).
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+import os
+from typing import Callable, Optional
 
 import torch
 
@@ -22,6 +23,21 @@ def autocast_for(device: torch.device, amp: bool, graph_safe: bool = False):
     return contextlib.nullcontext()
 
 
+def compiled(fn: Callable) -> Callable:
+    """``torch.compile(fn)``, with inductor's on-disk cache kept apart per CPU kernel set unless the user chose a
+    folder: its cache key leaves out ``ATEN_CPU_CAPABILITY``, and with torch 2.14.1 a step compiled under AVX2
+    kernels aborted the process when loaded from that cache under AVX-512 ones."""
+    try:  # torch's per-user default, e.g. /tmp/torchinductor_<user>, which importing torch._dynamo writes in
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+        default = os.path.abspath(default_cache_dir())
+    except ImportError:  # a private module: where it moved, fall back to torch's own choice
+        default = None
+    if default is not None and os.environ.get("TORCHINDUCTOR_CACHE_DIR", default) == default:
+        kernels = torch.backends.cpu.get_cpu_capability().lower()
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{default}_{kernels}"
+    return torch.compile(fn)
+
+
 class TrainStep:
     def __init__(self, stack: ModelStack, optimizer: StackedOptimizer, amp: bool, probe: Optional[str] = None,
                  compile: bool = False):
@@ -31,7 +47,7 @@ class TrainStep:
         self.correct = torch.zeros(k, device=device, dtype=torch.long)
         self.index = torch.zeros((), device=device, dtype=torch.long)  # step within the epoch
         self.norms: Optional[torch.Tensor] = None
-        self.losses = torch.compile(stack.losses) if compile else stack.losses
+        self.losses = compiled(stack.losses) if compile else stack.losses
         self.graph_safe = False  # set while a graph is being captured
 
     def begin_epoch(self, steps: int) -> None:

@@ -189,6 +189,29 @@ def test_a_compiled_ensemble_step_trains_like_the_eager_one():
         same_history(a.history, b.history, rtol=1e-5, atol=1e-6)
 
 
+def test_compiled_steps_keep_one_inductor_cache_per_cpu_kernel_set(monkeypatch):
+    """inductor's cache key leaves out the kernel set: a step cached under AVX2 aborted under AVX-512."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    from hpnb import step
+
+    monkeypatch.setattr(step.torch, "compile", lambda fn: fn)  # only the cache choice is under test
+    default = os.path.abspath(default_cache_dir())
+    for unset in (None, default):  # never set, or set to its default by importing torch._dynamo
+        dirs = {}
+        for kernels in ("AVX2", "AVX512"):
+            if unset is None:
+                monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+            else:
+                monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", unset)
+            monkeypatch.setattr(step.torch.backends.cpu, "get_cpu_capability", lambda: kernels)
+            assert step.compiled(len) is len
+            dirs[kernels] = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        assert dirs == {"AVX2": default + "_avx2", "AVX512": default + "_avx512"}
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/chosen/by/the/user")
+    step.compiled(len)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/chosen/by/the/user"
+
+
 def test_an_ensemble_shares_one_evaluation_batch_between_its_members(monkeypatch):
     """eval_batch_size counts the samples of one pass over all members: 4 members evaluating batches of 100
     see 25 samples each per pass, and still report what each run reports alone."""
