@@ -77,7 +77,7 @@ def main() -> None:
     import torch
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{args.rounds} alternated rounds of {args.steps} steps, medians")
-    print(f"| ensemble | step AVX-512 | step AVX2 | speed-up | eval/sample AVX-512 | eval/sample AVX2 | speed-up |")
+    print("| ensemble | step AVX-512 | step AVX2 | speed-up | eval/sample AVX-512 | eval/sample AVX2 | speed-up |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for ensemble, by_set in results.items():
         step = [statistics.median(r["step_ms"] for r in by_set[k]) for k in SETS]
