@@ -104,11 +104,17 @@ class TrainBatches:
                     flat = random_crop(flat, self.crop_padding, draws.dy[:, window].flatten(), draws.dx[:, window].flatten())
                 if self.flip:
                     flat = random_flip(flat, draws.flip[:, window].flatten())
-                flat = normalise(flat, self.mean, self.std)
+                x = normalise(flat, self.mean, self.std).view(k, -1, *flat.shape[1:])
                 if self.channels_last:
-                    flat = flat.contiguous(memory_format=torch.channels_last)
-                x = flat.view(k, -1, *flat.shape[1:])
+                    x = members_beside_channels(x)
             yield x, y
+
+
+def members_beside_channels(x: torch.Tensor) -> torch.Tensor:
+    """Stacked images (K, B, C, H, W) laid out as (B, H, W, K, C) in memory. vmap turns an ensemble's
+    convolution into one grouped convolution over (B, K·C, H, W); in this layout that input is a channels-last
+    view of the batch rather than a copy, and each member's (B, C, H, W) batch keeps its channels innermost."""
+    return x.permute(1, 3, 4, 0, 2).contiguous().permute(3, 0, 4, 1, 2)
 
 
 def member_eval_batch(eval_batch_size: int, members: int) -> int:
@@ -141,4 +147,5 @@ class EvalBatches:
         return normalise(self.data.x[:n], self.mean, self.std)
 
 
-__all__ = ["TrainBatches", "EvalBatches", "member_eval_batch", "EpochDraws", "normalise", "random_crop", "random_flip"]
+__all__ = ["TrainBatches", "EvalBatches", "member_eval_batch", "members_beside_channels", "EpochDraws", "normalise",
+           "random_crop", "random_flip"]

@@ -119,7 +119,7 @@ class RunConfig:
     probes: ProbeConfig = field(default_factory=ProbeConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # memory format for conv nets on CUDA (and for MobileNet on a CPU)
+    channels_last: bool = True  # memory format of conv nets on CUDA, and on a CPU of models.CHANNELS_LAST_ON_CPU
     compile: bool = False  # torch.compile of the training step
     cuda_graphs: bool = True  # replay each training step from a CUDA graph (CUDA only)
 

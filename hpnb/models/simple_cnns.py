@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..registry import UNIT_INTERVAL, checks
 from . import MODELS
+from .pooling import max_pool2d
 
 
 class MnistCNN(nn.Module):
@@ -21,7 +22,7 @@ class MnistCNN(nn.Module):
         self.double_softmax = double_softmax
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(F.max_pool2d(self.conv(x), 2))
+        out = F.relu(max_pool2d(self.conv(x), 2))
         out = self.fc2(F.relu(self.fc1(out.flatten(1))))
         # The original returned probabilities and fed them to cross-entropy, which softmaxes again.
         return F.softmax(out, dim=1) if self.double_softmax else out
@@ -66,7 +67,7 @@ class CifarCNN(nn.Module):
     def forward(self, x: torch.Tensor, noise: dict | None = None) -> torch.Tensor:
         out = x
         for conv in self.convs:
-            out = F.max_pool2d(F.elu(conv(out)), 2)
+            out = max_pool2d(F.elu(conv(out)), 2)
         out = out.flatten(1)
         drop = self.dropping()
         out = self._drop(out, noise, "drop1", drop)

@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from ..registry import POSITIVE, checks
 from . import MODELS
+from .pooling import MaxPool2d
 
 VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 
@@ -21,20 +22,23 @@ class VGG(nn.Module):
         c_in = in_channels
         for item in cfg:
             if item == "M":
-                layers.append(nn.MaxPool2d(2))
+                layers.append(MaxPool2d(2))
                 continue
             c_out = scaled(item, width)
             layers.append(nn.Conv2d(c_in, c_out, 3, padding=1))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(c_out))
-            layers.append(nn.ReLU(inplace=True))
+            # Not in place: under vmap an in-place ReLU's backward copies the activations member-first and
+            # mixes memory layouts, several times slower on a CPU.
+            layers.append(nn.ReLU())
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)  # identity at 32×32 (the map is 1×1 after five pools)
         self.classifier = nn.Linear(c_in, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
+        # Global average: the identity at 32×32, where five pools leave 1×1. A mean rather than adaptive pooling,
+        # which on channels-last maps uses as_strided_, an op vmap runs one member at a time.
+        return self.classifier(self.features(x).mean((2, 3)))
 
 
 @MODELS.register("vgg19")
