@@ -16,9 +16,9 @@ MODELS = Registry("model", context=MODEL_CONTEXT)
 # Networks trained in channels-last memory on a CPU too (on CUDA every conv net is). MobileNet's depthwise
 # convolutions ran 2.0x faster per ensemble step that way. VGG-19 and the chapter-3 networks gained once an
 # ensemble's members lie beside the channels (hpnb.batches.members_beside_channels) and max pooling keeps that
-# layout (hpnb.models.pooling): 1.20x for VGG-19, 1.29-1.36x for the chapter-3 ensembles of 26
-# (scripts/bench_cpu_layout.py; quick profile, 2-core EPYC, torch 2.14.1). ResNet-34 gained nothing beyond the
-# machine's noise and stays NCHW.
+# layout (hpnb.models.pooling): per step 1.21x for VGG-19 (1.50x with batch norm, its ReLU no longer in place),
+# 1.08-1.36x for the chapter-3 ensembles of 26 (scripts/bench_cpu_layout.py over two runs; quick profile,
+# 2-core EPYC, torch 2.14.1). ResNet-34 gained nothing beyond the machine's noise and stays NCHW.
 CHANNELS_LAST_ON_CPU = frozenset({"mobilenet", "vgg19", "mnist_cnn", "cifar_cnn"})
 
 from . import ldlt, mlp, mobilenet, resnet, simple_cnns, vgg  # noqa: E402,F401  (registration side effects)
