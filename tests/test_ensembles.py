@@ -251,8 +251,8 @@ def test_conv_nets_train_channels_last_on_a_cpu_to_the_same_result(monkeypatch, 
     from hpnb import batches, loop
     from hpnb.data import load_data
 
-    # One epoch: 180 training samples in 5 batches of 36, then evaluation. Further on, the tiny batch-norm
-    # networks amplify the 1e-14 rounding differences of the two layouts ~100x per step even in float64.
+    # One epoch: 180 training samples in 5 batches of 36, then evaluation. Further on, MobileNet's tiny batch-norm
+    # layers amplify the layouts' 1e-14 rounding differences ~100x per step even in float64.
     model, side = CONV_NETS_CHANNELS_LAST[net]
     raw = tiny_dict(epochs=1, model=model, batch_size=36, optimizer={"name": "sgd", "lr": 0.001, "momentum": 0.9},
                     data={"name": "digits", "image_size": side, "channels": 3, "val_size": 0.1, "train_size": 200})

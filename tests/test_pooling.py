@@ -68,22 +68,64 @@ def test_in_an_ensemble_each_member_pools_as_it_would_alone(layout):
         assert torch.allclose(per_member, ref_grad, rtol=1e-12)
 
 
-def test_an_ensemble_pools_the_convolutions_output_in_place(monkeypatch):
-    """With the members beside the channels, the pooling kernel gets the grouped convolution's channels-last
-    output as it is (a view, no copy), where torch's rule copies it into (K·B, C, H, W)."""
-    seen = []
-    kernel = pooling._MaxPool.forward
+def test_an_ensemble_pools_the_convolutions_output_in_place():
+    """With the members beside the channels, the pooling kernel reads the grouped convolution's channels-last
+    output itself (same memory, nothing copied in between), where torch's rule copies it into (K·B, C, H, W)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    def recording(x, size):
-        seen.append((tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last)))
-        return kernel(x, size)
+    class Recording(TorchDispatchMode):  # sees the physical ops vmap's rules issue
+        ops = []
 
-    monkeypatch.setattr(pooling._MaxPool, "forward", staticmethod(recording))
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten.convolution.default:
+                self.ops.append(("convolution", out.data_ptr(), tuple(out.shape)))
+            elif func is torch.ops.aten.max_pool2d_with_indices.default:
+                channels_last = args[0].is_contiguous(memory_format=torch.channels_last)
+                self.ops.append(("pool", args[0].data_ptr(), tuple(args[0].shape), channels_last))
+            elif func in (torch.ops.aten.clone.default, torch.ops.aten.copy_.default, torch.ops.aten._to_copy.default):
+                self.ops.append((str(func),))
+            return out
+
     k, b = 3, 5
     weights = torch.randn(k, 4, 2, 3, 3)
     x = members_beside_channels(torch.randn(k, b, 2, 8, 8))
-    vmap(lambda wk, xk: max_pool2d(F.conv2d(xk, wk, padding=1), 2))(weights, x)
-    assert seen == [((b, k * 4, 8, 8), True)]
+    for pool, expected in ((max_pool2d, "in place"), (F.max_pool2d, "copied")):
+        Recording.ops = []
+        with Recording():
+            vmap(lambda wk, xk: pool(F.conv2d(xk, wk, padding=1), 2))(weights, x)
+        conv, *between, pooled = Recording.ops
+        assert conv[0] == "convolution" and pooled[0] == "pool" and conv[2] == (b, k * 4, 8, 8)
+        in_place = conv[1] == pooled[1] and not between
+        assert in_place == (expected == "in place"), Recording.ops
+        if in_place:
+            assert pooled[2:] == ((b, k * 4, 8, 8), True)
+
+
+def test_under_vmap_ties_go_where_torch_sends_them():
+    """Pooling alone under vmap, with many tied maxima: each member's values and input gradients equal
+    F.max_pool2d's on that member, bit for bit."""
+    x = members_beside_channels(with_ties(3, 4, 2, 8, 9))
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = vmap(lambda t: max_pool2d(t, 2))(ours)
+    ref = torch.stack([F.max_pool2d(theirs[i], 2) for i in range(3)])
+    assert torch.equal(out, ref)
+    g = torch.randn(ref.shape, dtype=ref.dtype)
+    out.backward(g)
+    ref.backward(g)
+    assert torch.equal(ours.grad, theirs.grad)
+
+
+def test_second_derivatives_are_torchs():
+    """Through the pooling twice (a Hessian-vector product), as with F.max_pool2d."""
+    x = with_ties(2, 3, 7, 9)
+    direction = torch.randn(x.shape, dtype=x.dtype)
+    products = []
+    for pool in (max_pool2d, F.max_pool2d):
+        a = x.clone().requires_grad_()
+        gx, = torch.autograd.grad((pool(a, 2) ** 3).sum(), a, create_graph=True)
+        products.append(torch.autograd.grad((gx * direction).sum(), a)[0])
+    assert products[0].abs().sum() > 0 and torch.equal(*products)
 
 
 def test_members_beside_channels_keeps_the_values_and_each_members_batch_channels_last():

@@ -18,7 +18,8 @@ MODELS = Registry("model", context=MODEL_CONTEXT)
 # ensemble's members lie beside the channels (hpnb.batches.members_beside_channels) and max pooling keeps that
 # layout (hpnb.models.pooling): per step 1.21x for VGG-19 (1.50x with batch norm, its ReLU no longer in place),
 # 1.08-1.36x for the chapter-3 ensembles of 26 (scripts/bench_cpu_layout.py over two runs; quick profile,
-# 2-core EPYC, torch 2.14.1). ResNet-34 gained nothing beyond the machine's noise and stays NCHW.
+# 2-core EPYC, torch 2.14.1); MobileNet's step with its members beside the channels moved within the noise
+# (1.06-1.16x). ResNet-34 gained nothing beyond the machine's noise and stays NCHW.
 CHANNELS_LAST_ON_CPU = frozenset({"mobilenet", "vgg19", "mnist_cnn", "cifar_cnn"})
 
 from . import ldlt, mlp, mobilenet, resnet, simple_cnns, vgg  # noqa: E402,F401  (registration side effects)

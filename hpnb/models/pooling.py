@@ -4,8 +4,9 @@ Under ``torch.func.vmap`` (``hpnb.stack``) a convolution becomes one grouped con
 members beside the channels: (B, K·C, H, W), channels-last when the network is. torch's own batching rule for
 max pooling moves the member axis in front of the batch instead, which copies every activation into
 (K·B, C, H, W) and pools it in NCHW order, the slowest CPU kernel there is. The rule here folds the member axis
-into the channels, so the pooling reads the convolution's output where it lies; values and gradients are
-exactly torch's (the same kernels, on the same numbers).
+into the channels, so the pooling reads the convolution's output where it lies. Values and gradients (first and
+second order) are exactly torch's: its own max-pooling kernels pick the same maxima. (``torch.compile`` keeps
+the rule: a compiled vmap'd step calls it on every run.)
 """
 from __future__ import annotations
 
@@ -34,11 +35,14 @@ class _MaxPoolGrad(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        pass
+        ctx.save_for_backward(inputs[2])
 
     @staticmethod
-    def backward(ctx, grad):
-        raise RuntimeError("hpnb's max pooling is differentiable once")
+    def backward(ctx, grad_of_input_grad):
+        # Linear in the output gradient: each window's gradient is what reached its maximum (double backward)
+        indices, = ctx.saved_tensors
+        picked = grad_of_input_grad.flatten(-2).gather(-1, indices.flatten(-2)).view_as(indices)
+        return picked, None, None, None
 
     @staticmethod
     def vmap(info, in_dims, grad, x, indices, size):
