@@ -28,3 +28,43 @@ def test_a_timing_reports_consistent_step_time_and_throughput():
     assert t.members == 1 and t.ms_per_step > 0
     assert t.samples_per_sec == pytest.approx(2 * 64 / (2 * t.ms_per_step / 1000))
     assert time_mode("mnist_cnn", "graphed", "cpu", steps=2, repeats=1) is None  # CUDA graphs need CUDA
+
+
+def layout_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cpu_layout", REPO / "scripts" / "bench_cpu_layout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_layout_benchmark_switches_to_the_old_way_and_back():
+    """scripts/bench_cpu_layout.py measures "before" by swapping module attributes; after any mode the package
+    must be what it was, or every later measurement (and test) would run the old way."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from hpnb import batches, loop
+    from hpnb.models import pooling, simple_cnns, vgg
+
+    bench = layout_script()
+    state = lambda: (simple_cnns.max_pool2d, pooling.max_pool2d, loop.CHANNELS_LAST_ON_CPU,  # noqa: E731
+                     batches.members_beside_channels, vgg.nn)
+    now = state()
+    assert now[0] is now[1] is not F.max_pool2d and "vgg19" in now[2] and now[4] is nn
+    bench.switch("before")
+    before = state()
+    assert before[0] is before[1] is F.max_pool2d and before[2] == {"mobilenet"}
+    assert before[3] is bench.member_first and before[4].ReLU().inplace
+    for mode in ("pool", "now"):
+        bench.switch(mode)
+    assert state() == now
+
+
+def test_the_layout_benchmark_names_the_networks_it_can_time(monkeypatch, capsys):
+    bench = layout_script()
+    monkeypatch.setattr("sys.argv", ["bench_cpu_layout.py", "--models", "vgg19,ldlt_mlp"])
+    with pytest.raises(SystemExit) as exit_:
+        bench.main()
+    assert "--models: ldlt_mlp: not a conv net of the quick profile; choose from vgg19, resnet34" in str(exit_.value)
