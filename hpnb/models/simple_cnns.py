@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..registry import UNIT_INTERVAL, checks
 from . import MODELS
+from .activations import elu
 from .pooling import max_pool2d
 
 
@@ -67,11 +68,11 @@ class CifarCNN(nn.Module):
     def forward(self, x: torch.Tensor, noise: dict | None = None) -> torch.Tensor:
         out = x
         for conv in self.convs:
-            out = max_pool2d(F.elu(conv(out)), 2)
+            out = max_pool2d(elu(conv(out)), 2)
         out = out.flatten(1)
         drop = self.dropping()
         out = self._drop(out, noise, "drop1", drop)
-        out = self._drop(F.elu(self.fc1(out)), noise, "drop2", drop)
+        out = self._drop(elu(self.fc1(out)), noise, "drop2", drop)
         return self.fc2(out)
 
     def _drop(self, x: torch.Tensor, noise: dict | None, name: str, drop: bool) -> torch.Tensor:
