@@ -68,3 +68,54 @@ def test_the_layout_benchmark_names_the_networks_it_can_time(monkeypatch, capsys
     with pytest.raises(SystemExit) as exit_:
         bench.main()
     assert "--models: ldlt_mlp: not a conv net of the quick profile; choose from vgg19, resnet34" in str(exit_.value)
+
+
+def ops_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cpu_ops", REPO / "scripts" / "bench_cpu_ops.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ops_benchmark_compares_like_with_like_and_puts_hpnbs_ops_back(monkeypatch, capsys):
+    """scripts/bench_cpu_ops.py: both sides of each op compute the same values, the ensembles are those of the
+    networks that use the op, and after the run the networks use hpnb's ops again (the ELU hpnb chose)."""
+    import torch
+    import torch.nn.functional as F
+
+    from hpnb.models import activations, batchnorm, simple_cnns
+    from hpnb.timing import EnsembleCost
+
+    bench = ops_script()
+    g = torch.Generator().manual_seed(0)
+    x = bench.OPS["batchnorm"][4](g)[:, :4, :, :8, :8]
+    theirs, ours = (bench.batch_norm_alone(f)(x) for f in (F.batch_norm, batchnorm.batch_norm))
+    assert torch.allclose(theirs, ours, rtol=1e-4, atol=1e-5)
+    assert {m[0].model.name for m in bench.ensembles_of(("vgg19", "mobilenet")).values()} == {"vgg19", "mobilenet"}
+    assert all(m[0].model.options["batch_norm"] for m in bench.ensembles_of(("vgg19",)).values())
+    seen = []
+
+    def fake_measure(members, steps):  # the ops each ensemble was measured with
+        seen.append((members[0].model.name, simple_cnns.elu, batchnorm.batch_norm))
+        return EnsembleCost(len(members), 0.01, 1e-5)
+
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    monkeypatch.setattr(bench, "op_ms", lambda op, x: (1.0, 2.0))
+    monkeypatch.setattr("sys.argv", ["bench_cpu_ops.py", "--rounds", "2", "--steps", "1"])
+    elu_before = simple_cnns.elu
+    bench.main()
+    assert simple_cnns.elu is elu_before is activations.elu and bench.batchnorm.batch_norm is batchnorm.batch_norm
+    assert {elu for name, elu, _ in seen if name == "cifar_cnn"} == {F.elu, activations.elu_from_exp}
+    assert {bn for name, _, bn in seen if name != "cifar_cnn"} == {F.batch_norm, batchnorm.batch_norm}
+    table = capsys.readouterr().out
+    assert "| cifar_cnn (dropout=0.25, dropout_first_epoch_only=True) x26, training step | 10.0 ms | 10.0 ms" in table
+
+
+def test_the_ops_benchmark_names_the_ops_it_can_time(monkeypatch):
+    bench = ops_script()
+    monkeypatch.setattr("sys.argv", ["bench_cpu_ops.py", "--ops", "elu,gelu"])
+    with pytest.raises(SystemExit) as exit_:
+        bench.main()
+    assert "--ops: gelu: not an op this script times; choose from elu, batchnorm" in str(exit_.value)

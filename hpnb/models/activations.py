@@ -5,7 +5,7 @@ EPYC VM (torch 2.14.1) ``F.elu`` took 11-24 ms on the 5.3 M elements of the chap
 activation in an ensemble of 26, against 2.3-7 ms with torch's AVX2 kernels. For α = 1,
 ELU(x) = max(x, exp(min(x, 0)) − 1), because eˣ − 1 ≥ x everywhere: four cheap passes, 2.7-4.4 ms. That made the
 network's ensemble step 1.3-1.5x and its evaluation 2-2.7x faster with the AVX-512 kernels; with the AVX2 ones
-it gained nothing in training and lost in evaluation (scripts/bench_cpu_elu.py), so there torch's ELU stays.
+it gained nothing in training and lost in evaluation (scripts/bench_cpu_ops.py), so there torch's ELU stays.
 The price is ``exp(x) − 1`` in place of ``expm1(x)`` near 0: an absolute error of at most half a unit at 1
 (6e-8 in float32), and a rounded value below x is replaced by x itself. The backward is torch's own
 ``elu_backward`` from the output (eˣ = ELU(x) + 1 below 0), as for torch's in-place ELU. Off the CPU (CUDA, where

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..registry import POSITIVE, checks
 from . import MODELS
+from .batchnorm import BatchNorm2d
 from .vgg import scaled
 
 # (out_channels, stride) of the 13 depthwise-separable blocks.
@@ -22,9 +23,9 @@ class Block(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int, sigmoid: bool):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_in)
+        self.bn1 = BatchNorm2d(c_in)
         self.conv2 = nn.Conv2d(c_in, c_out, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.bn2 = BatchNorm2d(c_out)
         self.act = torch.sigmoid if sigmoid else F.relu
         self.sigmoid = sigmoid
 
@@ -38,7 +39,7 @@ class MobileNet(nn.Module):
         super().__init__()
         stem = scaled(32, width)
         self.conv1 = nn.Conv2d(in_channels, stem, 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(stem)
+        self.bn1 = BatchNorm2d(stem)
         blocks, c_in = [], stem
         for i, (c_out, stride) in enumerate(MOBILENET_CFG):
             c_out = scaled(c_out, width)

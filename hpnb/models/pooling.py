@@ -13,16 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-
-def _fold(t: torch.Tensor, member_dim, members: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """A batched (N, C, H, W) with its member axis at ``member_dim`` (None: shared by all) as (N, K·C, H, W),
-    and (K, C) to unfold the result. A view when the members lie beside the channels in memory."""
-    t = t.unsqueeze(1).expand(t.shape[0], members, *t.shape[1:]) if member_dim is None else t.movedim(member_dim, 1)
-    return t.reshape(t.shape[0], -1, *t.shape[-2:]), (t.shape[1], t.shape[2])
-
-
-def _unfold(t: torch.Tensor, members_channels: tuple[int, int]) -> torch.Tensor:
-    return t.view(t.shape[0], *members_channels, *t.shape[-2:])
+from .folding import fold, unfold
 
 
 class _MaxPoolGrad(torch.autograd.Function):
@@ -46,9 +37,9 @@ class _MaxPoolGrad(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, grad, x, indices, size):
-        folded = [_fold(t, d, info.batch_size) for t, d in zip((grad, x, indices), in_dims[:3])]
+        folded = [fold(t, d, info.batch_size) for t, d in zip((grad, x, indices), in_dims[:3])]
         out = _MaxPoolGrad.apply(folded[0][0], folded[1][0], folded[2][0], size)
-        return _unfold(out, folded[0][1]), 1
+        return unfold(out, folded[0][1]), 1
 
 
 class _MaxPool(torch.autograd.Function):
@@ -69,9 +60,9 @@ class _MaxPool(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, x, size):
-        folded, members_channels = _fold(x, in_dims[0], info.batch_size)
+        folded, members_channels = fold(x, in_dims[0], info.batch_size)
         out, indices = _MaxPool.apply(folded, size)
-        return (_unfold(out, members_channels), _unfold(indices, members_channels)), (1, 1)
+        return (unfold(out, members_channels), unfold(indices, members_channels)), (1, 1)
 
 
 def max_pool2d(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..registry import POSITIVE, checks
 from . import MODELS
+from .batchnorm import BatchNorm2d
 from .vgg import scaled
 
 
@@ -14,12 +15,12 @@ class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
+        self.bn1 = BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.bn2 = BatchNorm2d(c_out)
         self.shortcut = nn.Sequential()
         if stride != 1 or c_in != c_out:  # projection shortcut where the shape changes
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -32,7 +33,7 @@ class ResNet(nn.Module):
         super().__init__()
         widths = [scaled(c, width) for c in (64, 128, 256, 512)]
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.bn1 = BatchNorm2d(widths[0])
         stages, c_in = [], widths[0]
         for i, (n_blocks, c_out) in enumerate(zip(blocks_per_stage, widths)):
             stride = 1 if i == 0 else 2

@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from ..registry import POSITIVE, checks
 from . import MODELS
+from .batchnorm import BatchNorm2d
 from .pooling import MaxPool2d
 
 VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -27,7 +28,7 @@ class VGG(nn.Module):
             c_out = scaled(item, width)
             layers.append(nn.Conv2d(c_in, c_out, 3, padding=1))
             if batch_norm:
-                layers.append(nn.BatchNorm2d(c_out))
+                layers.append(BatchNorm2d(c_out))
             # Not in place: under vmap an in-place ReLU's backward copies the activations member-first and
             # mixes memory layouts, several times slower on a CPU.
             layers.append(nn.ReLU())
