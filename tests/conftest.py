@@ -11,6 +11,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def graph_nodes(t) -> set[str]:
+    """The names of every autograd node behind tensor ``t`` (which kernels' backward it will run)."""
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and type(node).__name__ not in seen:
+            seen.add(type(node).__name__)
+            todo += [n for n, _ in node.next_functions]
+    return seen
+
+
 def tiny_dict(**overrides) -> dict:
     """A run that trains in well under a second: the MNIST net on 12×12 digits."""
     raw = {

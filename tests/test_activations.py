@@ -62,6 +62,8 @@ def test_in_an_ensemble_each_member_is_activated_as_it_would_be_alone(layout):
         return lambda wk, xk: act(F.conv2d(xk, wk, padding=1)).square().sum()
 
     assert torch.allclose(vmap(member_loss(elu))(weights, x), vmap(member_loss(F.elu))(weights, x), rtol=1e-15)
+    activated = vmap(elu)(x)  # elementwise: the members stay where they lie in memory
+    assert activated.stride() == x.stride()
     per_member = vmap(grad(member_loss(elu)))(weights, x)  # the backward under vmap as well
     alone = torch.stack([grad(member_loss(F.elu))(weights[i], x[i]) for i in range(k)])
     assert torch.allclose(per_member, alone, rtol=1e-13)
@@ -78,5 +80,21 @@ def test_the_exp_form_runs_on_a_cpu_with_avx512_kernels_only(monkeypatch, avx512
     assert type(off_cpu.grad_fn).__name__ == "EluBackward0"
 
 
-def test_the_choice_follows_torchs_kernel_set():
-    assert activations.FROM_EXP_ON_CPU == (torch.backends.cpu.get_cpu_capability() == "AVX512")
+
+def test_half_precision_keeps_torchs_elu(monkeypatch):
+    """exp(x) − 1 in bfloat16 would round small negative values to 0."""
+    monkeypatch.setattr(activations, "FROM_EXP_ON_CPU", True)
+    x = torch.linspace(-3, 3, 64, dtype=torch.bfloat16, requires_grad=True)
+    assert type(activations.elu(x).grad_fn).__name__ == "EluBackward0"
+    assert type(activations.elu(x.detach().float().requires_grad_()).grad_fn).__name__ != "EluBackward0"
+
+
+def test_an_ensemble_compiles_to_one_graph():
+    weights, x = torch.randn(3, 4, 2, 3, 3), torch.randn(3, 5, 2, 6, 6)
+
+    def members(w, xs):
+        return vmap(lambda wk, xk: elu(F.conv2d(xk, wk, padding=1)))(w, xs)
+
+    explained = torch._dynamo.explain(members)(weights, x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    assert torch.allclose(torch.compile(members, backend="eager")(weights, x), members(weights, x), atol=1e-6)

@@ -10,6 +10,8 @@ from hpnb.batches import members_beside_channels
 from hpnb.models import batchnorm
 from hpnb.models.batchnorm import BatchNorm2d
 
+from conftest import graph_nodes
+
 
 @pytest.fixture(autouse=True)
 def fold_every_size(monkeypatch):
@@ -136,14 +138,96 @@ def test_members_cannot_share_a_running_statistic_in_training():
              "running_var": 0, "num_batches_tracked": 0}, 0))(params, shared, torch.randn(2, 4, 3, 5, 5))
 
 
-def graph_nodes(t: torch.Tensor) -> set[str]:
-    seen, todo = set(), [t.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is not None and type(node).__name__ not in seen:
-            seen.add(type(node).__name__)
-            todo += [n for n, _ in node.next_functions]
-    return seen
+def run_members(template, params, buffers, x, in_dims=(0, 0, 0)):
+    return vmap(lambda p, b, xk: functional_call(template, (p, b), (xk,)), in_dims=in_dims)(params, buffers, x)
+
+
+def test_statistics_stacked_members_last_are_updated_too():
+    """Buffers whose member axis is not in front cannot fold into a view: the update is written back."""
+    members = [pair(seed=i)[0] for i in range(3)]
+    params, buffers = stacked(members)
+    buffers = {n: b.movedim(0, -1).contiguous() if b.dim() else b for n, b in buffers.items()}  # (C, K)
+    dims = {n: (-1 if b.dim() else 0) for n, b in buffers.items()}
+    x = torch.randn(3, 4, 3, 5, 5, dtype=torch.float64)
+    run_members(members[0], params, buffers, x, in_dims=(0, dims, 0))
+    for i, m in enumerate(members):
+        alone = nn.BatchNorm2d(3).double()
+        alone.load_state_dict(m.state_dict())
+        alone(x[i])
+        assert torch.allclose(buffers["running_mean"][:, i], alone.running_mean, rtol=1e-12)
+        assert torch.allclose(buffers["running_var"][:, i], alone.running_var, rtol=1e-12)
+
+
+@pytest.mark.parametrize("options", [{"affine": False}, {"track_running_stats": False},
+                                     {"affine": False, "track_running_stats": False}])
+def test_layers_without_affine_weights_or_running_statistics(options):
+    torch.manual_seed(0)
+    members = [BatchNorm2d(3, **options).double() for _ in range(2)]
+    x = torch.randn(2, 4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    params, buffers = stacked(members)
+    for training in (False, True):  # evaluation first, while the running statistics are the fresh ones
+        members[0].train(training)
+        out = run_members(members[0], params, buffers, x)
+        gx, = torch.autograd.grad(out.pow(3).sum(), x)
+        for i in range(2):
+            alone = nn.BatchNorm2d(3, **options).double().train(training)
+            xi = x[i].detach().requires_grad_()
+            ref = alone(xi)
+            assert torch.allclose(out[i], ref, rtol=1e-12, atol=1e-12)
+            assert torch.allclose(gx[i], torch.autograd.grad(ref.pow(3).sum(), xi)[0], rtol=1e-10, atol=1e-12)
+
+
+def test_members_beside_channels_are_normalised_where_the_convolution_left_them():
+    """The folded batch norm reads the grouped convolution's output itself (same memory, nothing copied)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recording(TorchDispatchMode):
+        ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten.convolution.default:
+                self.ops.append(("convolution", out.data_ptr()))
+            elif func is torch.ops.aten.native_batch_norm.default:
+                self.ops.append(("batch norm", args[0].data_ptr()))
+            elif func in (torch.ops.aten.clone.default, torch.ops.aten.copy_.default,
+                          torch.ops.aten._to_copy.default):
+                self.ops.append((str(func),))
+            return out
+
+    bn = BatchNorm2d(4)
+    params, buffers = stacked([bn, BatchNorm2d(4), BatchNorm2d(4)])
+    weights = torch.randn(3, 4, 2, 3, 3)
+    x = members_beside_channels(torch.randn(3, 5, 2, 8, 8))
+    with Recording():
+        vmap(lambda w, p, b, xk: functional_call(bn, (p, b), (F.conv2d(xk, w, padding=1),)))(weights, params,
+                                                                                             buffers, x)
+    conv, normed, *after = Recording.ops
+    assert conv[0] == "convolution" and normed == ("batch norm", conv[1]), Recording.ops
+
+
+def test_nested_vmap():
+    members = [pair(seed=i)[0] for i in range(3)]
+    params, buffers = stacked(members)
+    twice = lambda t: t.expand(2, *t.shape).clone()  # noqa: E731
+    params, buffers = {n: twice(t) for n, t in params.items()}, {n: twice(t) for n, t in buffers.items()}
+    x = torch.randn(2, 3, 5, 3, 4, 4, dtype=torch.float64)
+    out = vmap(lambda p, b, xs: run_members(members[0], p, b, xs))(params, buffers, x)
+    alone = nn.BatchNorm2d(3).double()
+    alone.load_state_dict(members[2].state_dict())
+    assert torch.allclose(out[1, 2], alone(x[1, 2]), rtol=1e-12)
+    assert torch.allclose(buffers["running_var"][1, 2], alone.running_var, rtol=1e-12)
+
+
+def test_an_ensemble_step_compiles_to_one_graph():
+    members = [BatchNorm2d(4) for _ in range(3)]
+    params, buffers = stacked(members)
+    x = torch.randn(3, 5, 4, 6, 6)
+    expected = run_members(members[0], params, {n: b.clone() for n, b in buffers.items()}, x)
+    explained = torch._dynamo.explain(lambda p, b, xs: run_members(members[0], p, b, xs))(params, buffers, x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    compiled = torch.compile(lambda p, b, xs: run_members(members[0], p, b, xs), backend="eager")
+    assert torch.allclose(compiled(params, {n: b.clone() for n, b in buffers.items()}, x), expected, atol=1e-6)
 
 
 def test_small_activations_take_torchs_rule_and_large_ones_the_fold(monkeypatch):

@@ -4,8 +4,9 @@ torch's vmap rule for batch norm runs the kernel without the affine part and the
 with separate strided multiplications and additions (and their backward): several passes over every activation.
 The rule here folds the member axis into the channels (``hpnb.models.folding``): one call of torch's own
 ``native_batch_norm`` normalises, scales and shifts every member and updates each member's running statistics
-in place; its backward is ``native_batch_norm_backward`` on the same folded tensors. On VGG-19-BN's first
-activation in its quick-profile ensemble of 12 that ran forward 1.9x and backward 3.5-4.3x faster.
+in place; its backward is ``native_batch_norm_backward`` on the same folded tensors (under ``vmap(grad(…))``
+torch's rule for that op runs it instead). On VGG-19-BN's first activation in its quick-profile ensemble of 12
+that ran forward 1.9x and backward 3.5-4.3x faster.
 
 The rule is Python: under vmap each call costs about 0.3 ms more than torch's rule, which outweighed the gain on
 the small activations of MobileNet and ResNet-34 (per ensemble step 0.84-1.00x, evaluation 0.66-0.91x, folding
@@ -52,15 +53,18 @@ class _BatchNorm(torch.autograd.Function):
     @staticmethod
     def vmap(info, in_dims, x, weight, bias, running_mean, running_var, training, momentum, eps):
         members = info.batch_size
-        if training and running_mean is not None and in_dims[3] is None:
-            raise ValueError("batch_norm under vmap: the members share one running mean; stack a buffer per member")
+        for name, t, d in (("mean", running_mean, in_dims[3]), ("variance", running_var, in_dims[4])):
+            if training and t is not None and d is None:
+                raise ValueError(f"batch_norm under vmap: the members share one running {name}; "
+                                 "stack a buffer per member")
         folded, members_channels = fold(x, in_dims[0], members)
         weight, bias = (fold_per_channel(t, d, members) for t, d in zip((weight, bias), in_dims[1:3]))
         stats = [fold_per_channel(t, d, members) for t, d in zip((running_mean, running_var), in_dims[3:5])]
         out, save_mean, save_invstd = _BatchNorm.apply(folded, weight, bias, *stats, training, momentum, eps)
-        for stacked, flat, d in zip((running_mean, running_var), stats, in_dims[3:5]):
-            if training and flat is not None and flat.data_ptr() != stacked.movedim(d, 0).data_ptr():
-                stacked.movedim(d, 0).copy_(flat.view(members, -1))  # the fold had to copy: write the update back
+        if training:  # where the fold had to copy a statistic, the update must be written back (else: a no-op)
+            for stacked, flat, d in zip((running_mean, running_var), stats, in_dims[3:5]):
+                if flat is not None:
+                    stacked.movedim(d, 0).copy_(flat.view(members, -1))
         per_member = [t.view(members, -1) if t.numel() else t for t in (save_mean, save_invstd)]
         return ((unfold(out, members_channels), *per_member),
                 (1, *(0 if t.numel() else None for t in per_member)))
@@ -70,7 +74,8 @@ def batch_norm(x: torch.Tensor, running_mean, running_var, weight, bias, trainin
                eps: float) -> torch.Tensor:
     """``F.batch_norm`` with the same arguments; on a CPU, for activations of ``FOLD_FROM`` elements or more
     (per member under vmap), through the member-folding rule."""
-    if x.device.type != "cpu" or x.numel() < FOLD_FROM:
+    if x.device.type != "cpu" or x.numel() < FOLD_FROM or (training and x.numel() <= x.shape[1]):
+        # (one value per channel in training: torch's kernel raises its own error)
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     return _BatchNorm.apply(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
 
