@@ -22,6 +22,19 @@ def graph_nodes(t) -> set[str]:
     return seen
 
 
+def ensemble_conv_case(side: int, layout: str, k: int = 3):
+    """Stacked 3×3 conv weights (K, 4, 2, 3, 3) and member batches (K, 5, 2, side, side) in float64, the batches
+    laid out as hpnb lays them ("members beside channels") or plainly stacked."""
+    import torch
+
+    from hpnb.batches import members_beside_channels
+
+    g = torch.Generator().manual_seed(1)
+    weights = torch.randn(k, 4, 2, 3, 3, generator=g, dtype=torch.float64)
+    x = torch.randn(k, 5, 2, side, side, generator=g, dtype=torch.float64)
+    return weights, members_beside_channels(x) if layout == "members beside channels" else x
+
+
 def tiny_dict(**overrides) -> dict:
     """A run that trains in well under a second: the MNIST net on 12×12 digits."""
     raw = {

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch.func import grad, vmap
 
-from hpnb.batches import members_beside_channels
 from hpnb.models import activations
 from hpnb.models.activations import elu_from_exp as elu
+
+from conftest import ensemble_conv_case
 
 
 def spread(*shape, dtype=torch.float32):
@@ -52,11 +53,8 @@ def test_gradients_are_torchs_once_and_twice():
 
 @pytest.mark.parametrize("layout", ["members beside channels", "plain stack"])
 def test_in_an_ensemble_each_member_is_activated_as_it_would_be_alone(layout):
-    k, g = 3, torch.Generator().manual_seed(1)
-    weights = torch.randn(k, 4, 2, 3, 3, generator=g, dtype=torch.float64)
-    x = torch.randn(k, 5, 2, 6, 6, generator=g, dtype=torch.float64)
-    if layout == "members beside channels":
-        x = members_beside_channels(x)
+    k = 3
+    weights, x = ensemble_conv_case(6, layout, k)
 
     def member_loss(act):
         return lambda wk, xk: act(F.conv2d(xk, wk, padding=1)).square().sum()

@@ -9,6 +9,8 @@ from hpnb.batches import members_beside_channels
 from hpnb.models import pooling
 from hpnb.models.pooling import max_pool2d
 
+from conftest import ensemble_conv_case
+
 
 def with_ties(*shape):
     """Small integers after a ReLU: many windows hold their maximum twice or more (zeros most of all)."""
@@ -47,11 +49,8 @@ def stacked_step(pool, x, weights):
 
 @pytest.mark.parametrize("layout", ["members beside channels", "plain stack", "shared input"])
 def test_in_an_ensemble_each_member_pools_as_it_would_alone(layout):
-    k, g = 3, torch.Generator().manual_seed(1)
-    weights = torch.randn(k, 4, 2, 3, 3, generator=g, dtype=torch.float64)
-    x = torch.randn(k, 5, 2, 10, 10, generator=g, dtype=torch.float64)
-    if layout == "members beside channels":
-        x = members_beside_channels(x)
+    k = 3
+    weights, x = ensemble_conv_case(10, layout, k)
     in_dims = (0, None) if layout == "shared input" else (0, 0)
     if layout == "shared input":
         x = x[0]
