@@ -6,6 +6,9 @@ dropout masks, learning rates and member mask are copied into static buffers bef
 optimizer state, accumulators and step counter already live on the device. Each kind of step (batch shape,
 which random inputs it takes) gets its own graph after ``warmup`` eager steps on a side stream, as capture
 requires; if capture fails for any reason, training goes on eagerly.
+
+A step is capturable only if it never waits for the device. ``host_reads`` lists what in a step would: run it on
+any device, a CPU included, to check a network before it reaches a GPU.
 """
 from __future__ import annotations
 
@@ -14,8 +17,59 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .step import TrainStep
+
+_VALUE_SHAPED = "an output whose shape depends on the values"
+# Ops that make the host wait for the device (or that copy Python values in, which a graph would freeze at their
+# capture-time values): one of them in a step makes capture fail, and the step then trains eagerly.
+HOST_READS = {
+    "_local_scalar_dense": "reads a value back to the host (.item(), float(t), bool(t), an `if` on a tensor)",
+    "is_nonzero": "reads a value back to the host (bool(t))",
+    "equal": "reads a value back to the host (torch.equal)",
+    "allclose": "reads a value back to the host (torch.allclose)",
+    "nonzero": _VALUE_SHAPED,
+    "masked_select": _VALUE_SHAPED,
+    "_unique2": _VALUE_SHAPED,
+    "unique_consecutive": _VALUE_SHAPED,
+    "unique_dim": _VALUE_SHAPED,
+    "_linalg_check_errors": "a linear-algebra error check read back to the host (the `_ex` variants skip it)",
+    "_linalg_eigh": "checks convergence on the host (torch has no eigh without the check)",
+    "_linalg_svd": "checks convergence on the host",
+    "lift_fresh": "a tensor built from Python values inside the step (on a GPU a host-to-device copy, frozen "
+                  "into the graph at its capture-time value)",
+}
+
+
+class _HostReadRecorder(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.found: dict[str, str] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in HOST_READS:
+            self.found.setdefault(name, HOST_READS[name])
+        elif name == "repeat_interleave" and func._overloadname == "Tensor" and not (kwargs or {}).get("output_size"):
+            self.found.setdefault(name, _VALUE_SHAPED + " (pass output_size)")
+        elif name.startswith("index") and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
+                                              for i in _indices(args)):
+            self.found.setdefault(f"{name} with a boolean mask", _VALUE_SHAPED)
+        return func(*args, **(kwargs or {}))
+
+
+def _indices(args) -> list:
+    return [i for a in args if isinstance(a, (list, tuple)) for i in a]
+
+
+def host_reads(fn, *args, **kwargs) -> dict[str, str]:
+    """The ops in ``fn(*args, **kwargs)`` that would stop it from being captured in a CUDA graph, each with why
+    (empty: nothing found). It runs ``fn`` once. On meta tensors it also fails on reads that a CPU run cannot
+    see (``.tolist()``, ``.cpu()``, ``.numpy()``): those copy out of a tensor that has no data."""
+    with _HostReadRecorder() as recorder:
+        fn(*args, **kwargs)
+    return recorder.found
 
 
 @dataclass
@@ -87,4 +141,4 @@ class GraphedStep:
         kind.graph.replay()
 
 
-__all__ = ["GraphedStep"]
+__all__ = ["GraphedStep", "HOST_READS", "host_reads"]

@@ -74,7 +74,7 @@ class StackedSGD(StackedOptimizer):
         super().__init__(params, options)
         self.momentum, self.weight_decay = self.hyper("momentum"), self.hyper("weight_decay")
         self.nesterov = self.hyper("nesterov")
-        self.any_nesterov = bool(self.nesterov.any())
+        self.any_nesterov = any(bool(o["nesterov"]) for o in self.options)  # from the options: no device read
 
     def _update(self, p, grad, state, lr, active):
         grad = grad + _like(self.weight_decay, p) * p

@@ -44,7 +44,11 @@ NETWORKS = {
 def test_graphed_ensemble_equals_the_eager_ensemble(network):
     cfg = NETWORKS[network]
     eager = fit_members([on_cuda({**cfg, "seed": s}) for s in range(3)], progress=False)
-    graphed = fit_members([on_cuda({**cfg, "seed": s}, cuda_graphs=True) for s in range(3)], progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        graphed = fit_members([on_cuda({**cfg, "seed": s}, cuda_graphs=True) for s in range(3)], progress=False)
+    fallbacks = [str(w.message) for w in caught if "CUDA graph capture failed" in str(w.message)]
+    assert not fallbacks, f"{network} trained eagerly, not from a graph: {fallbacks}"
     for a, b in zip(eager, graphed):
         same_history(a.history, b.history, rtol=1e-4, atol=1e-5)
 

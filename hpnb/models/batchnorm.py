@@ -13,8 +13,8 @@ the small activations of MobileNet and ResNet-34 (per ensemble step 0.84-1.00x, 
 every layer; VGG-19-BN 1.16x and 0.97x). So only activations of at least ``FOLD_FROM`` elements per member
 fold: VGG-19-BN's ensemble step then ran 1.26x and its evaluation 1.18x faster; MobileNet folds one layer of
 its training step, ResNet-34 (batch 32) none (scripts/bench_cpu_ops.py, quick profile, 2-core EPYC VM). One
-network (no vmap) runs exactly the kernels ``F.batch_norm`` runs on a CPU. On CUDA, where it has not been
-measured, ``F.batch_norm`` stays.
+network (no vmap) runs exactly the kernels ``F.batch_norm`` runs on a CPU. On CUDA, where the fold has not been
+measured, torch's rule stays, on torch's native kernel rather than cuDNN's (see ``_torch_batch_norm``).
 """
 from __future__ import annotations
 
@@ -75,9 +75,20 @@ def batch_norm(x: torch.Tensor, running_mean, running_var, weight, bias, trainin
     """``F.batch_norm`` with the same arguments; on a CPU, for activations of ``FOLD_FROM`` elements or more
     (per member under vmap), through the member-folding rule."""
     if x.device.type != "cpu" or x.numel() < FOLD_FROM or (training and x.numel() <= x.shape[1]):
-        # (one value per channel in training: torch's kernel raises its own error)
-        return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        return _torch_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     return _BatchNorm.apply(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
+
+
+def _torch_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps) -> torch.Tensor:
+    """torch's batch norm; on a GPU its native kernel, called directly. Under vmap, ``F.batch_norm``'s choice
+    between that kernel and cuDNN's asks whether each member's channels-last view is contiguous, which vmap
+    cannot answer: a float32 ensemble of a batch-norm network stopped with "NYI: querying is_contiguous inside
+    of vmap" (found on fake CUDA tensors, tests/test_capturable.py). For bf16 inputs (autocast) torch picks
+    the native kernel itself, so there nothing changes."""
+    if x.device.type == "cpu" or (training and x.numel() <= x.shape[1]):
+        # (one value per channel in training: F.batch_norm raises its own error)
+        return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    return torch.ops.aten.native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
 
 
 class BatchNorm2d(nn.BatchNorm2d):

@@ -43,10 +43,16 @@ class LDLTLinear(nn.Module):
         w0 = self.weight0.to(torch.promote_types(self.weight0.dtype, torch.float32))  # never in bf16
         gram = w0.T @ w0 + self.alpha * torch.eye(w0.shape[1], device=w0.device, dtype=w0.dtype)
         if self.normalisation == "symmetric":
+            # eigh checks convergence on the host (no sync-free variant): on CUDA this normalisation trains
+            # eagerly, the step cannot be graph-captured (hpnb.graphs falls back, saying so).
             eigval, eigvec = torch.linalg.eigh(gram)
             inv_sqrt = eigvec @ torch.diag(eigval.rsqrt()) @ eigvec.T
             return self.gamma * w0 @ inv_sqrt
-        r = torch.linalg.cholesky(gram).T  # upper triangular, RᵀR = gram
+        # cholesky_ex, not cholesky: the latter reads its error code back to the host, a sync that stops a
+        # training step from being captured in a CUDA graph. A factorisation that fails (α underflowing beside
+        # a huge W0ᵀW0) gives NaN instead, which the training loop reports as divergence.
+        lower, info = torch.linalg.cholesky_ex(gram)
+        r = torch.where(info == 0, lower.T, torch.nan)  # upper triangular, RᵀR = gram
         # W0·R⁻¹ without forming the inverse: solve X·R = W0.
         return self.gamma * torch.linalg.solve_triangular(r, w0, upper=True, left=False)
 
