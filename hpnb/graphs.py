@@ -7,8 +7,8 @@ optimizer state, accumulators and step counter already live on the device. Each 
 which random inputs it takes) gets its own graph after ``warmup`` eager steps on a side stream, as capture
 requires; if capture fails for any reason, training goes on eagerly.
 
-A step is capturable only if it never waits for the device. ``host_reads`` lists what in a step would: run it on
-any device, a CPU included, to check a network before it reaches a GPU.
+A step is capturable only if it never waits for the device. ``host_reads`` lists the known ops in a step that
+would, on a CPU or on meta tensors: a network can be checked before it reaches a GPU.
 """
 from __future__ import annotations
 
@@ -22,11 +22,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .step import TrainStep
 
 _VALUE_SHAPED = "an output whose shape depends on the values"
-# Ops that make the host wait for the device (or that copy Python values in, which a graph would freeze at their
-# capture-time values): one of them in a step makes capture fail, and the step then trains eagerly.
+# The known ops that make the host wait for the device, or that copy host data in (which a graph would freeze
+# at its capture-time values): one of them in a step makes capture fail, and the step then trains eagerly.
 HOST_READS = {
     "_local_scalar_dense": "reads a value back to the host (.item(), float(t), bool(t), an `if` on a tensor)",
-    "is_nonzero": "reads a value back to the host (bool(t))",
     "equal": "reads a value back to the host (torch.equal)",
     "allclose": "reads a value back to the host (torch.allclose)",
     "nonzero": _VALUE_SHAPED,
@@ -37,9 +36,9 @@ HOST_READS = {
     "_linalg_check_errors": "a linear-algebra error check read back to the host (the `_ex` variants skip it)",
     "_linalg_eigh": "checks convergence on the host (torch has no eigh without the check)",
     "_linalg_svd": "checks convergence on the host",
-    "lift_fresh": "a tensor built from Python values inside the step (on a GPU a host-to-device copy, frozen "
-                  "into the graph at its capture-time value)",
+    "lift_fresh": "a tensor built from Python values inside the step (on a GPU a host-to-device copy)",
 }
+_CROSS_DEVICE = "a copy between host and device"
 
 
 class _HostReadRecorder(TorchDispatchMode):
@@ -48,25 +47,41 @@ class _HostReadRecorder(TorchDispatchMode):
         self.found: dict[str, str] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         name = func.overloadpacket.__name__
         if name in HOST_READS:
             self.found.setdefault(name, HOST_READS[name])
-        elif name == "repeat_interleave" and func._overloadname == "Tensor" and not (kwargs or {}).get("output_size"):
+        elif name == "repeat_interleave" and func._overloadname == "Tensor" and not kwargs.get("output_size"):
             self.found.setdefault(name, _VALUE_SHAPED + " (pass output_size)")
-        elif name.startswith("index") and any(isinstance(i, torch.Tensor) and i.dtype == torch.bool
-                                              for i in _indices(args)):
+        elif name == "index" and _has_mask(args):
+            self.found.setdefault("index with a boolean mask", _VALUE_SHAPED)
+        elif name in ("index_put", "index_put_") and _has_mask(args) and args[2].numel() > 1:
+            # (a single value goes through masked_fill on CUDA, without a read)
             self.found.setdefault(f"{name} with a boolean mask", _VALUE_SHAPED)
-        return func(*args, **(kwargs or {}))
+        elif name in ("_to_copy", "copy_") and _crosses_devices(name, args, kwargs):
+            self.found.setdefault(f"{name} to another device", _CROSS_DEVICE)
+        return func(*args, **kwargs)
 
 
-def _indices(args) -> list:
-    return [i for a in args if isinstance(a, (list, tuple)) for i in a]
+def _has_mask(args) -> bool:
+    indices = [i for a in args if isinstance(a, (list, tuple)) for i in a]
+    return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices)
+
+
+def _crosses_devices(name: str, args, kwargs) -> bool:
+    if name == "copy_":
+        return args[0].device != args[1].device
+    target = kwargs.get("device")
+    return target is not None and torch.device(target) != args[0].device
 
 
 def host_reads(fn, *args, **kwargs) -> dict[str, str]:
-    """The ops in ``fn(*args, **kwargs)`` that would stop it from being captured in a CUDA graph, each with why
-    (empty: nothing found). It runs ``fn`` once. On meta tensors it also fails on reads that a CPU run cannot
-    see (``.tolist()``, ``.cpu()``, ``.numpy()``): those copy out of a tensor that has no data."""
+    """The known ops in ``fn(*args, **kwargs)`` that would stop it from being captured in a CUDA graph, each
+    with why (empty: none found). It runs ``fn`` once, on whatever device its tensors are on; each device shows
+    part of the picture. On a CPU, tensors built from Python values show (``lift_fresh``). On meta tensors
+    (shapes without data) copies from the host show, and a read a CPU cannot notice (``.tolist()``, ``.cpu()``,
+    ``.item()``) raises, as there is nothing to copy out. Waits inside a kernel (on CUDA e.g. ``bincount``)
+    show on neither."""
     with _HostReadRecorder() as recorder:
         fn(*args, **kwargs)
     return recorder.found

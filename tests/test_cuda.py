@@ -5,6 +5,7 @@ Tolerances: eager and graphed steps run the same kernels, so they agree to float
 a few epochs); compiled steps fuse kernels and bf16 autocast rounds every matmul, so those are held to what
 training itself can tell apart (a few points of accuracy, 5 % of the loss).
 """
+import contextlib
 import warnings
 
 import numpy as np
@@ -40,15 +41,32 @@ NETWORKS = {
 }
 
 
+@contextlib.contextmanager
+def from_graphs(what: str):
+    """The training inside the block must replay captured graphs: at least one captured, no eager fallback."""
+    from hpnb.graphs import GraphedStep
+
+    captured, capture = [], GraphedStep._capture
+
+    def counted(self, *args, **kwargs):
+        capture(self, *args, **kwargs)
+        captured.append(1)
+
+    with warnings.catch_warnings(record=True) as caught, pytest.MonkeyPatch.context() as patch:
+        warnings.simplefilter("always")
+        patch.setattr(GraphedStep, "_capture", counted)
+        yield
+    fallbacks = [str(w.message) for w in caught if "CUDA graph capture failed" in str(w.message)]
+    assert not fallbacks, f"{what} trained eagerly, not from a graph: {fallbacks}"
+    assert captured, f"{what}: no CUDA graph was captured"
+
+
 @pytest.mark.parametrize("network", list(NETWORKS))
 def test_graphed_ensemble_equals_the_eager_ensemble(network):
     cfg = NETWORKS[network]
     eager = fit_members([on_cuda({**cfg, "seed": s}) for s in range(3)], progress=False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with from_graphs(network):
         graphed = fit_members([on_cuda({**cfg, "seed": s}, cuda_graphs=True) for s in range(3)], progress=False)
-    fallbacks = [str(w.message) for w in caught if "CUDA graph capture failed" in str(w.message)]
-    assert not fallbacks, f"{network} trained eagerly, not from a graph: {fallbacks}"
     for a, b in zip(eager, graphed):
         same_history(a.history, b.history, rtol=1e-4, atol=1e-5)
 
@@ -56,7 +74,8 @@ def test_graphed_ensemble_equals_the_eager_ensemble(network):
 def test_every_chapter3_strategy_ends_the_same_in_a_graphed_cuda_ensemble():
     cfgs = strategy_runs()
     solo = [fit(on_cuda(c), progress=False) for c in cfgs]
-    together = fit_members([on_cuda(c, cuda_graphs=True) for c in cfgs], progress=False)
+    with from_graphs("the chapter-3 ensemble"):
+        together = fit_members([on_cuda(c, cuda_graphs=True) for c in cfgs], progress=False)
     for a, b in zip(solo, together):
         same_history(a.history, b.history, rtol=1e-3, atol=1e-4)
 
@@ -64,7 +83,8 @@ def test_every_chapter3_strategy_ends_the_same_in_a_graphed_cuda_ensemble():
 def test_bf16_autocast_and_channels_last_train_as_well_as_fp32():
     cfg = NETWORKS["resnet34"]
     fp32 = fit(on_cuda(cfg), progress=False).history
-    fast = fit(on_cuda(cfg, amp=True, channels_last=True, cuda_graphs=True), progress=False).history
+    with from_graphs("resnet34 in bf16"):
+        fast = fit(on_cuda(cfg, amp=True, channels_last=True, cuda_graphs=True), progress=False).history
     assert abs(fast.val_acc.iloc[-1] - fp32.val_acc.iloc[-1]) < 0.05
     np.testing.assert_allclose(fast.train_loss, fp32.train_loss, rtol=0.05)
 
@@ -94,6 +114,7 @@ def test_a_step_that_cannot_be_captured_falls_back_to_eager(monkeypatch):
 
 def test_a_cuda_run_comes_back_from_the_store_exactly(tmp_path):
     store = RunStore(tmp_path / "runs")
-    first = train(on_cuda(NETWORKS["mnist_cnn"], cuda_graphs=True, amp=True), store=store)
+    with from_graphs("mnist_cnn in bf16"):
+        first = train(on_cuda(NETWORKS["mnist_cnn"], cuda_graphs=True, amp=True), store=store)
     second = train(on_cuda(NETWORKS["mnist_cnn"], cuda_graphs=True, amp=True), store=store)
     assert second.cached and second.history.equals(first.history) and second.summary == first.summary

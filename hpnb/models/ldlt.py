@@ -40,7 +40,12 @@ class LDLTLinear(nn.Module):
         return self.log_alpha.exp()
 
     def weight(self) -> torch.Tensor:
-        w0 = self.weight0.to(torch.promote_types(self.weight0.dtype, torch.float32))  # never in bf16
+        # Never in bf16, autocast included: a Gram matrix rounded to bf16 would let singular values pass γ.
+        with torch.autocast("cuda" if self.weight0.is_cuda else "cpu", enabled=False):
+            return self._normalised_weight()
+
+    def _normalised_weight(self) -> torch.Tensor:
+        w0 = self.weight0.to(torch.promote_types(self.weight0.dtype, torch.float32))
         gram = w0.T @ w0 + self.alpha * torch.eye(w0.shape[1], device=w0.device, dtype=w0.dtype)
         if self.normalisation == "symmetric":
             # eigh checks convergence on the host (no sync-free variant): on CUDA this normalisation trains
