@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hpnb import RunConfig, RunStore
-from hpnb.ensembles import group
+from hpnb.ensembles import HARD_CAP, group, member_bytes, member_cap
 from hpnb.runner import train, train_runs
 from hpnb.loop import ensemble_key, fit, fit_members
 
@@ -142,6 +142,37 @@ def test_grouping_splits_by_kind_and_caps_evenly():
     caps = {ensemble_key(a[0]): 8, ensemble_key(b[0]): 8}
     assert group(a + b, caps) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12]]
     assert group(a[:3], None) == [[0], [1], [2]]  # no cap known: one at a time
+
+
+MLP_RUN = {"data": {"name": "synthetic", "train_size": 300, "test_size": 100, "validation": "test"},
+           "model": {"name": "mlp", "depth": 2, "width": 16}, "batch_size": 64}
+
+
+def test_member_bytes_counts_weights_gradients_moments_and_activations():
+    # 28 → 16 → 16 → 2: 770 parameters, 16 bytes each (weight, gradient, two optimizer moments); the leaf
+    # layers' outputs per sample, 16 + 16 + 16 + 16 + 2 floats, kept for a batch of 64 and counted twice
+    cfg = RunConfig.from_dict(MLP_RUN)
+    assert member_bytes(cfg, (28,), 2) == 16 * 770 + 2 * 4 * 64 * (16 + 16 + 16 + 16 + 2)
+
+
+def test_member_cap_fills_half_the_free_cuda_memory(monkeypatch):
+    cfg = RunConfig.from_dict(MLP_RUN)
+    per_member, cuda = member_bytes(cfg, (28,), 2), torch.device("cuda")
+    free = {"bytes": 0}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 80 << 30))
+    monkeypatch.delenv("HPNB_MAX_MEMBERS", raising=False)
+    free["bytes"] = 21 * per_member
+    assert member_cap(cfg, (28,), 2, cuda) == 10  # ⌊0.5 · 21⌋
+    assert member_cap(cfg, (28,), 2, cuda, limit=3) == 3
+    free["bytes"] = per_member
+    assert member_cap(cfg, (28,), 2, cuda) == 1  # never none
+    free["bytes"] = 1000 * per_member
+    assert member_cap(cfg, (28,), 2, cuda) == HARD_CAP
+    monkeypatch.setenv("HPNB_MAX_MEMBERS", "1")
+    assert member_cap(cfg, (28,), 2, cuda) == 1
+    # planning for another machine's GPUs: the given memory, not this machine's
+    monkeypatch.delenv("HPNB_MAX_MEMBERS")
+    assert member_cap(cfg, (28,), 2, torch.device("cpu"), memory=40 * per_member) == 20
 
 
 KILL_SCRIPT = """
