@@ -14,7 +14,7 @@ every layer; VGG-19-BN 1.16x and 0.97x). So only activations of at least ``FOLD_
 fold: VGG-19-BN's ensemble step then ran 1.26x and its evaluation 1.18x faster; MobileNet folds one layer of
 its training step, ResNet-34 (batch 32) none (scripts/bench_cpu_ops.py, quick profile, 2-core EPYC VM). One
 network (no vmap) runs exactly the kernels ``F.batch_norm`` runs on a CPU. On CUDA, where the fold has not been
-measured, torch's rule stays, on torch's native kernel rather than cuDNN's for ensembles (``_torch_batch_norm``).
+measured, torch's rule stays, on torch's native kernel rather than cuDNN's for ensembles (``batch_norm``).
 """
 from __future__ import annotations
 
@@ -73,22 +73,21 @@ class _BatchNorm(torch.autograd.Function):
 def batch_norm(x: torch.Tensor, running_mean, running_var, weight, bias, training: bool, momentum: float,
                eps: float) -> torch.Tensor:
     """``F.batch_norm`` with the same arguments; on a CPU, for activations of ``FOLD_FROM`` elements or more
-    (per member under vmap), through the member-folding rule."""
-    if x.device.type != "cpu" or x.numel() < FOLD_FROM or (training and x.numel() <= x.shape[1]):
-        return _torch_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-    return _BatchNorm.apply(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
+    (per member under vmap), through the member-folding rule.
 
-
-def _torch_batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps) -> torch.Tensor:
-    """torch's batch norm; under vmap on a GPU its native kernel, called directly. There ``F.batch_norm``'s
-    choice between that kernel and cuDNN's asks whether each member's channels-last view is contiguous, which
-    vmap cannot answer: a float32 ensemble of a batch-norm network stopped with "NYI: querying is_contiguous
-    inside of vmap" (found on fake CUDA tensors, tests/test_capturable.py). For bf16 inputs (autocast) torch
-    picks the native kernel itself, and one network alone keeps ``F.batch_norm`` (cuDNN in float32)."""
-    if x.device.type == "cpu" or not _under_vmap(x) or (training and x.numel() <= x.shape[1]):
-        # (one value per channel in training: F.batch_norm raises its own error)
+    Under vmap on a GPU it calls torch's native kernel directly: there ``F.batch_norm``'s choice between that
+    kernel and cuDNN's asks whether each member's channels-last view is contiguous, which vmap cannot answer,
+    and a float32 ensemble of a batch-norm network stopped with "NYI: querying is_contiguous inside of vmap"
+    (found on fake CUDA tensors, tests/test_capturable.py). For bf16 inputs (autocast) torch picks the native
+    kernel itself, and one network alone keeps ``F.batch_norm`` (cuDNN in float32)."""
+    if training and x.numel() <= x.shape[1]:  # one value per channel: F.batch_norm raises its own error
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-    return torch.ops.aten.native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
+    if x.device.type == "cpu" and x.numel() >= FOLD_FROM:
+        return _BatchNorm.apply(x, weight, bias, running_mean, running_var, training, momentum, eps)[0]
+    if x.device.type != "cpu" and _under_vmap(x):
+        return torch.ops.aten.native_batch_norm(x, weight, bias, running_mean, running_var, training, momentum,
+                                                eps)[0]
+    return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 def _under_vmap(x: torch.Tensor) -> bool:
