@@ -165,7 +165,7 @@ def _executor(options: JobOptions, folder: Path, **extra):
 
 
 def _environment() -> dict:
-    keep = ("HPNB_DATA", "HPNB_CHECKPOINT_SECONDS", "HPNB_MAX_MEMBERS", "PYTHONPATH")
+    keep = ("HPNB_DATA", "HPNB_CHECKPOINT_SECONDS", "HPNB_MAX_MEMBERS", "HPNB_CPU_WORKERS", "PYTHONPATH")
     return {k: os.environ[k] for k in keep if k in os.environ} | {"HPNB_PROGRESS": "0"}
 
 

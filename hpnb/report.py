@@ -28,6 +28,7 @@ from .claims import tally, tally_text
 from .pipeline import Chapter
 from .registry import ConfigError
 from .scorecard import LEGEND, reference_table, tally_html, verdict_table
+from .workers import cpu_workers, usable_cores
 
 e = html.escape
 
@@ -204,8 +205,13 @@ def environment(profile: str, root: Optional[Path] = None) -> tuple[dict, list[s
     import torchvision
 
     root = root or paths.project_root()
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
-        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        workers = cpu_workers()
+        training = (f"training in {workers} processes of {max(1, usable_cores() // workers)} thread(s)" if workers > 1
+                    else f"training in this process, {torch.get_num_threads()} threads")
+        device = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores; {training})"
     installed = {"torch": torch.__version__, "torchvision": torchvision.__version__}
     flags = []
     for name, pin in _pins().items():
@@ -287,6 +293,7 @@ def build_report(profile: str = "quick", only: Optional[list[str]] = None, root:
     ``train=False``), then render every chapter and the index."""
     root = root or paths.project_root()
     name, chapters = pipeline.plan(profile, only, root)
+    cpu_workers()  # a bad $HPNB_CPU_WORKERS fails here too, before any work
     out_dir = paths.outputs_dir() / name
     start = time.time()
     number = {ch.name: i for i, ch in enumerate(chapters, 1)}

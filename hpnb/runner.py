@@ -8,6 +8,8 @@ another process holds for last, waiting for them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import time
 import traceback
@@ -18,10 +20,12 @@ from typing import Callable, Optional, Sequence, Union
 from .config import RunConfig
 from .data import DataSplits, load_data
 from .models import input_mismatch
-from .ensembles import group, member_cap
+from .ensembles import free_bytes, group, member_cap
+from .progress import progress_bar
 from .registry import ConfigError
 from .store import RunStore
 from .loop import EpochState, Run, ensemble_key, fit_members, resolve_device
+from .workers import cpu_workers, run_calls
 
 ConfigLike = Union[RunConfig, dict, str, Path]
 StoreLike = Union[RunStore, str, Path, None]
@@ -81,21 +85,22 @@ def checkpoint_seconds() -> float:
 
 
 class _Checkpointer:
-    def __init__(self, store: RunStore, cfgs: Sequence[RunConfig]):
+    def __init__(self, store: RunStore, cfgs: Sequence[RunConfig], after_epoch: Optional[Callable[[], None]]):
         self.store, self.cfgs, self.last = store, cfgs, time.monotonic()
-        self.every = checkpoint_seconds()
+        self.every, self.after_epoch = checkpoint_seconds(), after_epoch
 
     def __call__(self, epoch: int, training: list[int], state_of: Callable[[int], EpochState]) -> None:
-        if epoch < self.cfgs[0].epochs and time.monotonic() - self.last < self.every:
-            return
-        for i in training:
-            self.store.save_epoch(self.cfgs[i], state_of(i))
-        self.last = time.monotonic()
+        if epoch == self.cfgs[0].epochs or time.monotonic() - self.last >= self.every:
+            for i in training:
+                self.store.save_epoch(self.cfgs[i], state_of(i))
+            self.last = time.monotonic()
+        if self.after_epoch is not None:
+            self.after_epoch()
 
 
 def _fit_and_store(cfgs: list[RunConfig], resumes: list, store: RunStore | None, progress: bool,
-                   data=None) -> list[Run]:
-    on_epoch = _Checkpointer(store, cfgs) if store is not None else None
+                   data=None, after_epoch: Optional[Callable[[], None]] = None) -> list[Run]:
+    on_epoch = _Checkpointer(store, cfgs, after_epoch) if store is not None else None
     runs = fit_members(cfgs, resumes, on_epoch, progress=progress, data=data)
     return [store.save_run(run) if store is not None else run for run in runs]
 
@@ -129,10 +134,13 @@ def train(config: ConfigLike, store: StoreLike = DEFAULT, progress: bool = True,
 
 def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progress: bool = True,
                max_members: Optional[int] = None,
-               on_outcome: Optional[Callable[[Outcome], None]] = None) -> list[Outcome]:
+               on_outcome: Optional[Callable[[Outcome], None]] = None,
+               workers: Optional[int] = None) -> list[Outcome]:
     """Train or reuse every config; one Outcome per config, in order. Runs that can train together do, up
     to ``max_members`` per ensemble (default: what fits in memory). A run that raises is recorded, not raised,
-    and the others go on; if an ensemble raises, its members are retried one at a time."""
+    and the others go on; if an ensemble raises, its members are retried one at a time. On a CPU, with a
+    store, the ensembles train in ``workers`` processes (default ``hpnb.workers.cpu_workers()``)."""
+    workers = cpu_workers() if workers is None else workers  # a bad $HPNB_CPU_WORKERS fails before any work
     cfgs = [as_config(c) for c in configs]
     unique = list({cfg.hash: cfg for cfg in cfgs}.values())
     run_store = as_store(store)
@@ -168,7 +176,7 @@ def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progre
                 continue
             run_store.clean_partial_writes(cfg)
             ready.append((cfg, run_store.load_checkpoint(cfg)))
-        _train_ready(ready, run_store, progress, max_members, done)
+        _train_ready(ready, run_store, progress, max_members, done, workers)
     finally:
         for lock in held.values():
             lock.close()
@@ -180,32 +188,93 @@ def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progre
     return [outcomes[cfg.hash] for cfg in cfgs]
 
 
-def _train_ready(ready: list, store: RunStore | None, progress: bool, max_members: Optional[int], done) -> None:
-    """Train runs whose locks are held: grouped by what they share and the epoch they resume from."""
+def _train_ready(ready: list, store: RunStore | None, progress: bool, max_members: Optional[int], done,
+                 workers: int = 1) -> None:
+    """Train runs whose locks are held: grouped by what they share and the epoch they resume from; on a CPU
+    with a store, the ensembles go to ``workers`` processes (``hpnb.workers``)."""
     by_kind: dict[tuple, list] = {}
     for cfg, state in ready:
         by_kind.setdefault((ensemble_key(cfg), 0 if state is None else state.epoch), []).append((cfg, state))
+    chunks = []  # (members, data)
     for members in by_kind.values():
         cfgs = [cfg for cfg, _ in members]
         try:
             data = prepare_data(cfgs[0])
-            cap = member_cap(cfgs[0], data.input_shape, data.num_classes, data.train.x.device, max_members)
+            device = data.train.x.device
+            share = free_bytes(device) / workers if device.type == "cpu" else None  # the workers share the RAM
+            cap = member_cap(cfgs[0], data.input_shape, data.num_classes, device, max_members, share)
         except Exception as err:  # the data or device is missing: every member fails alike
             for cfg in cfgs:
                 done(Outcome(cfg, error=f"{type(err).__name__}: {err}", trace=traceback.format_exc(limit=3)))
             continue
-        for chunk in group(cfgs, {ensemble_key(cfgs[0]): cap}):
-            _train_chunk([members[i] for i in chunk], store, progress, data, done)
+        chunks += [([members[i] for i in chunk], data) for chunk in group(cfgs, {ensemble_key(cfgs[0]): cap})]
+    on_cpu = all(data.train.x.device.type == "cpu" for _, data in chunks)
+    if workers > 1 and store is not None and len(chunks) > 1 and on_cpu:
+        _train_in_workers([members for members, _ in chunks], store, workers, progress, done)
+        return
+    for members, data in chunks:
+        _train_chunk(members, store, progress, data, done)
 
 
-def _train_chunk(members: list, store: RunStore | None, progress: bool, data, done) -> None:
+def _train_in_workers(chunks: list[list], store: RunStore, workers: int, progress: bool, done) -> None:
+    """The ensembles in CPU worker processes (``hpnb.workers``); this process keeps the locks and reads each
+    member's run back from the store. An ensemble whose worker dies fails; its checkpoints stay for a resume."""
+    total = sum(members[0][0].epochs - (members[0][1].epoch if members[0][1] else 0) for members in chunks)
+    bar = progress_bar(progress, total=total, unit="epoch",
+                       desc=f"{len(chunks)} ensembles in {min(workers, len(chunks))} processes")
+
+    def finished(i: int, results: list) -> None:
+        by_hash = {cfg.hash: cfg for cfg, _ in chunks[i]}
+        for run_hash, error, trace in results:
+            cfg = by_hash[run_hash]
+            run = None if error else store.load(cfg)
+            if run is None:
+                error = error or f"a worker trained run {run_hash}, but the store holds no finished run for it"
+                done(Outcome(cfg, error=error, trace=trace))
+            else:
+                done(Outcome(cfg, dataclasses.replace(run, cached=False)))
+
+    def lost(i: int, why: str) -> None:
+        for cfg, _ in chunks[i]:
+            done(Outcome(cfg, error=f"ensemble of {len(chunks[i])} run(s): {why}"))
+
+    calls = [(_train_in_worker, ([cfg for cfg, _ in members], str(store.root))) for members in chunks]
+    try:
+        run_calls(calls, workers, finished, lost, bar.update if bar is not None else lambda: None)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+_worker_data: dict[str, DataSplits] = {}  # in a worker process: the dataset of the runs it trains now
+
+
+def _train_in_worker(cfgs: list[RunConfig], root: str, tick) -> list[tuple[str, Optional[str], str]]:
+    """In a worker process: train one ensemble into the store at ``root``, loading its data and checkpoints
+    here; (hash, error or None, trace) for each member."""
+    store, results = RunStore(root), []
+    try:
+        key = json.dumps([cfgs[0].to_dict()["data"], cfgs[0].device], sort_keys=True, default=str)
+        if key not in _worker_data:
+            _worker_data.clear()  # one dataset at a time: a worker moves from one kind of run to the next
+            _worker_data[key] = prepare_data(cfgs[0])
+        members = [(cfg, store.load_checkpoint(cfg)) for cfg in cfgs]
+    except Exception as err:  # the parent loaded the same data and checkpoints, so this is rare
+        return [(cfg.hash, f"{type(err).__name__}: {err}", traceback.format_exc(limit=3)) for cfg in cfgs]
+    _train_chunk(members, store, False, _worker_data[key],
+                 lambda outcome: results.append((outcome.config.hash, outcome.error, outcome.trace)), after_epoch=tick)
+    return results
+
+
+def _train_chunk(members: list, store: RunStore | None, progress: bool, data, done,
+                 after_epoch: Optional[Callable[[], None]] = None) -> None:
     cfgs, resumes = [m[0] for m in members], [m[1] for m in members]
     try:
-        runs = _fit_and_store(cfgs, resumes, store, progress, data)
+        runs = _fit_and_store(cfgs, resumes, store, progress, data, after_epoch)
     except Exception as err:
         if len(members) > 1:  # find out which member is at fault: each on its own
             for member in members:
-                _train_chunk([member], store, progress, data, done)
+                _train_chunk([member], store, progress, data, done, after_epoch)
             return
         done(Outcome(cfgs[0], error=f"{type(err).__name__}: {err}", trace=traceback.format_exc(limit=3)))
         return

@@ -7,6 +7,7 @@ import pytest
 
 os.environ.setdefault("HPNB_PROGRESS", "0")
 os.environ.setdefault("HPNB_CHECKPOINT_SECONDS", "0")  # checkpoint every epoch: tests interrupt runs mid-way
+os.environ.setdefault("HPNB_CPU_WORKERS", "1")  # train in-process; tests/test_workers.py tests the workers
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
