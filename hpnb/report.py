@@ -209,8 +209,8 @@ def environment(profile: str, root: Optional[Path] = None) -> tuple[dict, list[s
         device = torch.cuda.get_device_name(0)
     else:
         workers = cpu_workers()
-        training = (f"training in {workers} processes of {max(1, usable_cores() // workers)} thread(s)" if workers > 1
-                    else f"training in this process, {torch.get_num_threads()} threads")
+        training = (f"ensembles train in up to {workers} worker processes of {max(1, usable_cores() // workers)} "
+                    f"thread(s)" if workers > 1 else f"training in one process, {torch.get_num_threads()} threads")
         device = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores; {training})"
     installed = {"torch": torch.__version__, "torchvision": torchvision.__version__}
     flags = []

@@ -141,6 +141,9 @@ def train_runs(configs: Sequence[ConfigLike], store: StoreLike = DEFAULT, progre
     and the others go on; if an ensemble raises, its members are retried one at a time. On a CPU, with a
     store, the ensembles train in ``workers`` processes (default ``hpnb.workers.cpu_workers()``)."""
     workers = cpu_workers() if workers is None else workers  # a bad $HPNB_CPU_WORKERS fails before any work
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers: got {workers!r}; give a whole number of worker processes, at least 1 "
+                          f"(1 trains in this process)")
     cfgs = [as_config(c) for c in configs]
     unique = list({cfg.hash: cfg for cfg in cfgs}.values())
     run_store = as_store(store)
@@ -201,7 +204,8 @@ def _train_ready(ready: list, store: RunStore | None, progress: bool, max_member
         try:
             data = prepare_data(cfgs[0])
             device = data.train.x.device
-            share = free_bytes(device) / workers if device.type == "cpu" else None  # the workers share the RAM
+            sharing = workers > 1 and store is not None and device.type == "cpu"  # the workers share the RAM
+            share = free_bytes(device) / workers if sharing else None
             cap = member_cap(cfgs[0], data.input_shape, data.num_classes, device, max_members, share)
         except Exception as err:  # the data or device is missing: every member fails alike
             for cfg in cfgs:
@@ -210,7 +214,9 @@ def _train_ready(ready: list, store: RunStore | None, progress: bool, max_member
         chunks += [([members[i] for i in chunk], data) for chunk in group(cfgs, {ensemble_key(cfgs[0]): cap})]
     on_cpu = all(data.train.x.device.type == "cpu" for _, data in chunks)
     if workers > 1 and store is not None and len(chunks) > 1 and on_cpu:
-        _train_in_workers([members for members, _ in chunks], store, workers, progress, done)
+        ensembles = [members for members, _ in chunks]
+        chunks.clear()  # the workers load their own data: this process need not hold it meanwhile
+        _train_in_workers(ensembles, store, workers, progress, done)
         return
     for members, data in chunks:
         _train_chunk(members, store, progress, data, done)
@@ -219,11 +225,23 @@ def _train_ready(ready: list, store: RunStore | None, progress: bool, max_member
 def _train_in_workers(chunks: list[list], store: RunStore, workers: int, progress: bool, done) -> None:
     """The ensembles in CPU worker processes (``hpnb.workers``); this process keeps the locks and reads each
     member's run back from the store. An ensemble whose worker dies fails; its checkpoints stay for a resume."""
-    total = sum(members[0][0].epochs - (members[0][1].epoch if members[0][1] else 0) for members in chunks)
-    bar = progress_bar(progress, total=total, unit="epoch",
+    expected = [members[0][0].epochs - (members[0][1].epoch if members[0][1] else 0) for members in chunks]
+    ticked = [0] * len(chunks)
+    bar = progress_bar(progress, total=sum(expected), unit="epoch",
                        desc=f"{len(chunks)} ensembles in {min(workers, len(chunks))} processes")
 
+    def tick(i: int) -> None:
+        if bar is not None and ticked[i] < expected[i]:  # retries of single members tick again
+            bar.update(1)
+        ticked[i] += 1
+
+    def ended(i: int) -> None:  # an ensemble that stopped early (all diverged) or was lost: its epochs are over
+        if bar is not None and ticked[i] < expected[i]:
+            bar.update(expected[i] - ticked[i])
+        ticked[i] = expected[i]
+
     def finished(i: int, results: list) -> None:
+        ended(i)
         by_hash = {cfg.hash: cfg for cfg, _ in chunks[i]}
         for run_hash, error, trace in results:
             cfg = by_hash[run_hash]
@@ -235,12 +253,15 @@ def _train_in_workers(chunks: list[list], store: RunStore, workers: int, progres
                 done(Outcome(cfg, dataclasses.replace(run, cached=False)))
 
     def lost(i: int, why: str) -> None:
+        ended(i)
         for cfg, _ in chunks[i]:
-            done(Outcome(cfg, error=f"ensemble of {len(chunks[i])} run(s): {why}"))
+            run = store.load(cfg)  # stored before its worker died: trained all the same
+            done(Outcome(cfg, dataclasses.replace(run, cached=False)) if run is not None else
+                 Outcome(cfg, error=f"ensemble of {len(chunks[i])} run(s): {why}"))
 
     calls = [(_train_in_worker, ([cfg for cfg, _ in members], str(store.root))) for members in chunks]
     try:
-        run_calls(calls, workers, finished, lost, bar.update if bar is not None else lambda: None)
+        run_calls(calls, workers, finished, lost, tick)
     finally:
         if bar is not None:
             bar.close()
