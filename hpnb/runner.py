@@ -240,24 +240,24 @@ def _train_in_workers(chunks: list[list], store: RunStore, workers: int, progres
             bar.update(expected[i] - ticked[i])
         ticked[i] = expected[i]
 
-    def finished(i: int, results: list) -> None:
-        ended(i)
-        by_hash = {cfg.hash: cfg for cfg, _ in chunks[i]}
-        for run_hash, error, trace in results:
-            cfg = by_hash[run_hash]
-            run = None if error else store.load(cfg)
-            if run is None:
-                error = error or f"a worker trained run {run_hash}, but the store holds no finished run for it"
-                done(Outcome(cfg, error=error, trace=trace))
-            else:
-                done(Outcome(cfg, dataclasses.replace(run, cached=False)))
-
-    def lost(i: int, why: str) -> None:
+    def report(i: int, errors: dict[str, tuple[str, str]]) -> None:
+        """Each member's Outcome: its run if the store holds it (a member stored before its worker died counts
+        as trained), else its error."""
         ended(i)
         for cfg, _ in chunks[i]:
-            run = store.load(cfg)  # stored before its worker died: trained all the same
-            done(Outcome(cfg, dataclasses.replace(run, cached=False)) if run is not None else
-                 Outcome(cfg, error=f"ensemble of {len(chunks[i])} run(s): {why}"))
+            run = store.load(cfg)
+            if run is not None:
+                done(Outcome(cfg, dataclasses.replace(run, cached=False)))
+                continue
+            error, trace = errors.get(cfg.hash, (f"a worker trained run {cfg.hash}, but the store holds no "
+                                                 f"finished run for it", ""))
+            done(Outcome(cfg, error=error, trace=trace))
+
+    def finished(i: int, results: list) -> None:
+        report(i, {run_hash: (error, trace) for run_hash, error, trace in results if error})
+
+    def lost(i: int, why: str) -> None:
+        report(i, {cfg.hash: (f"ensemble of {len(chunks[i])} run(s): {why}", "") for cfg, _ in chunks[i]})
 
     calls = [(_train_in_worker, ([cfg for cfg, _ in members], str(store.root))) for members in chunks]
     try:
